@@ -1,0 +1,313 @@
+#!/bin/bash
+# basic.sh — everyday tools on a mount (SPEC §2 "The tree", "Reading and
+# writing", "Metadata").  Every write is checked for its content AND for
+# the revisions it took: this script is the only writer of its store, so
+# each change must take exactly the next revision (read back from the
+# user.revfs.* xattrs of a later write), and a version that counts puts.
+. "$(dirname "$0")/lib.sh"
+
+rv_start main || exit 1
+N=$MNT/t
+
+# ---------------------------------------------------------------- mkdir
+assert_succeeds "mkdir creates a namespace" mkdir "$N"
+assert_true "the namespace is a directory" test -d "$N"
+assert_fails_with "mkdir of an existing namespace fails EEXIST" EEXIST \
+	mkdir "$N"
+
+# -------------------------------------------------- echo >, >>, truncate
+echo hello >"$N/a"
+R=$(modrev "$N/a")
+case $R in
+'' | *[!0-9]*) notok "mod_revision xattr of a new key is a number" \
+	"got: $(rv_show "$R")"
+	R=0 ;;
+*) ok "mod_revision xattr of a new key is a number ($R)" ;;
+esac
+# a fresh store is at revision 1; mkdir put the marker key "t/" at 2
+assert_eq "mkdir took one revision: the first key is at revision 3" 3 "$R"
+assert_meta "echo > creates a key in one revision" "$N/a" "$R" "$R" 1
+assert_file_content "cat reads the value" "$N/a" $'hello\n'
+assert_xattr "a new key has no lease" "$N/a" user.revfs.lease 0
+if have_rev; then
+	assert_eq "@revision is the last write's revision" "$R" "$(rev_now)"
+fi
+
+echo again >"$N/a"
+assert_meta "echo > replaces in one revision, version 2" "$N/a" \
+	"$R" $((R + 1)) 2
+assert_file_content "echo > replaced the value" "$N/a" $'again\n'
+
+echo more >>"$N/a"
+assert_meta "echo >> appends in one revision, version 3" "$N/a" \
+	"$R" $((R + 2)) 3
+assert_file_content "echo >> appended" "$N/a" $'again\nmore\n'
+
+truncate -s 3 "$N/a"
+assert_meta "truncate -s 3 takes one revision" "$N/a" "$R" $((R + 3)) 4
+assert_file_content "truncate -s 3 keeps 3 bytes" "$N/a" "aga"
+truncate -s 5 "$N/a"
+got=$(od -An -c "$N/a")
+assert_eq "truncate -s 5 pads with two NUL bytes" \
+	"$(printf 'aga\0\0' | od -An -c)" "$got"
+assert_meta "truncate -s 5 takes one revision" "$N/a" "$R" $((R + 4)) 5
+assert_eq "stat size is the value's length" 5 "$(stat -c %s "$N/a")"
+R=$((R + 4))
+
+# ------------------------------------------------------------ stat, ls
+ino1=$(stat -c %i "$N/a")
+now=$(date +%s)
+echo x >"$N/a"
+R=$((R + 1))
+mt=$(stat -c %Y "$N/a")
+assert_true "mtime is the commit time of mod_revision (within 5 s)" \
+	test $((mt - now)) -ge -5 -a $((mt - now)) -le 5
+assert_eq "ctime equals mtime" "$mt" "$(stat -c %Z "$N/a")"
+assert_eq "the inode number is stable across writes" "$ino1" \
+	"$(stat -c %i "$N/a")"
+assert_eq "ls lists the namespace" "a" "$(ls "$N")"
+assert_eq "ls -l shows a regular file of 2 bytes" "-:2" \
+	"$(ls -l "$N" | awk '$NF == "a" { print substr($1, 1, 1) ":" $5 }')"
+assert_eq "ls -l of the root shows t as a directory" "d" \
+	"$(ls -l "$MNT" | awk '$NF == "t" { print substr($1, 1, 1) }')"
+assert_eq "ls -a shows no @ names" "" "$(ls -a "$MNT" "$N" | grep @)"
+
+# --------------------------------------------------------- touch and rm
+touch "$N/b"
+assert_file_content "touch creates an empty key" "$N/b" ""
+assert_meta "touch of a new name takes one revision" "$N/b" \
+	$((R + 1)) $((R + 1)) 1
+R=$((R + 1))
+touch "$N/b"
+assert_file_content "touch of an existing key keeps its value" "$N/b" ""
+assert_meta "touch of an existing key takes no revision" "$N/b" "$R" "$R" 1
+assert_succeeds "rm deletes a key" unlink "$N/b"
+assert_missing "rm: the key is gone" "$N/b"
+echo c >"$N/c"
+assert_meta "rm took exactly one revision" "$N/c" $((R + 2)) $((R + 2)) 1
+R=$((R + 2))
+assert_fails_with "rm of a missing key fails ENOENT" ENOENT unlink "$N/b"
+echo d >"$N/d"
+assert_meta "a failed rm took no revision" "$N/d" $((R + 1)) $((R + 1)) 1
+R=$((R + 1))
+
+# ------------------------------------------------------------------ mv
+mv "$N/c" "$N/c2"
+assert_missing "mv: the source is gone" "$N/c"
+assert_file_content "mv: the target has the value" "$N/c2" $'c\n'
+assert_meta "mv to a new name is one revision" "$N/c2" \
+	$((R + 1)) $((R + 1)) 1
+R=$((R + 1))
+
+echo replaced >"$N/e"
+R=$((R + 1))
+mv "$N/d" "$N/e"
+assert_missing "mv replacing: the source is gone" "$N/d"
+assert_file_content "mv replacing: the target has the source's value" \
+	"$N/e" $'d\n'
+assert_meta "mv replacing a target is one put on the target" "$N/e" \
+	"$R" $((R + 1)) 2
+R=$((R + 1))
+
+mkdir "$N/sub"
+mv "$N/e" "$N/sub/e"
+R=$(modrev "$N/sub/e")
+assert_missing "mv across directories: the source is gone" "$N/e"
+assert_file_content "mv across directories: the value moved" "$N/sub/e" \
+	$'d\n'
+echo f >"$N/f"
+assert_meta "mv across directories took one revision" "$N/f" \
+	$((R + 1)) $((R + 1)) 1
+R=$((R + 1))
+
+mkdir -p "$N/dir1/inner"
+echo 1 >"$N/dir1/one"
+echo 2 >"$N/dir1/inner/two"
+R=$(modrev "$N/dir1/inner/two")
+mv "$N/dir1" "$N/dir2"
+assert_missing "mv of a directory: the old name is gone" "$N/dir1"
+assert_file_content "mv of a directory moved its keys" "$N/dir2/one" $'1\n'
+assert_file_content "mv of a directory moved its subtree" \
+	"$N/dir2/inner/two" $'2\n'
+assert_eq "mv of a directory is one revision for every key" \
+	"$((R + 1)) $((R + 1))" \
+	"$(modrev "$N/dir2/one") $(modrev "$N/dir2/inner/two")"
+R=$((R + 1))
+
+# ---------------------------------------------------------------- rmdir
+assert_fails_with "rmdir of a non-empty namespace fails ENOTEMPTY" \
+	ENOTEMPTY rmdir "$N/dir2"
+assert_file_content "a refused rmdir lost nothing" "$N/dir2/one" $'1\n'
+mkdir "$N/empty"
+assert_true "mkdir'd namespace is listed while empty" \
+	sh -c "ls '$N' | grep -qx empty"
+mkdir "$N/gone"
+assert_succeeds "rmdir of an empty namespace" rmdir "$N/gone"
+assert_missing "rmdir: the namespace is gone" "$N/gone"
+
+# -------------------------------------------------------- cp -r in/out
+S=$T/src
+mkdir -p "$S/deep/er/est" "$S/emptydir"
+printf 'needle in a haystack\n' >"$S/n1"
+printf 'hay\nhay\nneedle\n' >"$S/deep/n2"
+printf 'only hay\n' >"$S/deep/h1"
+printf '\0\1\2binary\377\n' >"$S/deep/er/bin"
+: >"$S/deep/er/est/empty"
+head -c 100000 /dev/urandom >"$S/big"
+cp -r "$S" "$N/src"
+assert_true "cp -r into the mount: diff -r finds no difference" \
+	diff -r "$S" "$N/src"
+assert_eq "cp -r: a copied key is at version 1" 1 "$(version "$N/src/big")"
+assert_eq "cp -r: stat size of a 100000-byte value" 100000 \
+	"$(stat -c %s "$N/src/big")"
+cp -r "$N/src" "$T/out"
+assert_true "cp -r out of the mount: diff -r finds no difference" \
+	diff -r "$S" "$T/out"
+assert_eq "find lists the same tree" "$(cd "$S" && find . | sort)" \
+	"$(cd "$N/src" && find . | sort)"
+assert_eq "find -type f finds the keys" "$(cd "$S" && find . -type f | sort)" \
+	"$(cd "$N/src" && find . -type f | sort)"
+assert_eq "grep -r finds the needles" $'./deep/n2\n./n1' \
+	"$(cd "$N/src" && grep -rl needle . | sort)"
+
+# ------------------------------------------------------------- getfattr
+d=$(getfattr -d -m - --absolute-names "$N/src/n1" 2>&1)
+for a in create_revision mod_revision version lease; do
+	assert_true "getfattr -d shows user.revfs.$a" \
+		grep -q "^user.revfs.$a=" <<<"$d"
+done
+assert_true "getfattr -d values are numbers" \
+	grep -Eq '^user.revfs.version="1"$' <<<"$d"
+
+assert_fails_with "setting user.revfs.version fails EPERM" EPERM \
+	setxattr "$N/src/n1" user.revfs.version 9
+assert_fails_with "setting another user.* xattr fails ENOTSUP" ENOTSUP \
+	setxattr "$N/src/n1" user.other x
+assert_fails_with "getting another user.* xattr fails ENODATA" ENODATA \
+	getxattr "$N/src/n1" user.other
+assert_eq "refused xattr writes took no revision" 1 "$(version "$N/src/n1")"
+
+# ------------------------------------------------- diff -r ns@REV ns
+R0=$(modrev "$N/src/big")
+printf 'needle changed\n' >"$N/src/n1"
+rm "$N/src/deep/h1"
+echo new >"$N/src/deep/new"
+assert_true "diff -r DIR@REV DIR at the current revision: no difference" \
+	diff -r "$N/src@$(modrev "$N/src/deep/new")" "$N/src"
+out=$(cd "$N" && diff -r "src@$R0" src 2>&1)
+st=$?
+assert_eq "diff -r src@REV src exits 1 on a difference" 1 "$st"
+assert_eq "diff -r src@REV src shows exactly the three changes" \
+	"$(printf '%s\n' "Only in src@$R0/deep: h1" "Only in src/deep: new" \
+		"diff -r src@$R0/n1 src/n1" "1c1" "< needle in a haystack" \
+		"---" "> needle changed")" "$out"
+assert_true "the root's @REV/ shows the old tree: diff -r @REV/t/src SRC" \
+	diff -r "$MNT/@$R0/t/src" "$S"
+assert_true "DIR@REV/ is not listed by ls" \
+	sh -c "! ls -a '$N' | grep -q @"
+
+# ------------------------------------------------------ setfattr (lease)
+if [ -d "$MNT/@leases" ]; then
+	echo 60 >"$MNT/@leases/L1"
+	v=$(version "$N/src/n1")
+	if setfattr -n user.revfs.lease -v L1 "$N/src/n1" 2>"$T/err"; then
+		ok "setfattr user.revfs.lease attaches a key to a lease"
+	else
+		notok "setfattr user.revfs.lease attaches a key to a lease" \
+			"$(cat "$T/err")"
+	fi
+	assert_xattr "the key shows its lease's name" "$N/src/n1" \
+		user.revfs.lease L1
+	assert_file_content "attaching a lease keeps the value" \
+		"$N/src/n1" $'needle changed\n'
+	assert_eq "attaching a lease is one put (version +1)" $((v + 1)) \
+		"$(version "$N/src/n1")"
+	assert_true "cat @leases/L1 names the attached key" \
+		grep -q n1 "$MNT/@leases/L1"
+	rm "$MNT/@leases/L1"
+	assert_missing "revoking the lease deletes its key" "$N/src/n1"
+else
+	todo "setfattr -n user.revfs.lease attaches a key" "no @leases"
+fi
+
+# ---------------------------------------------------------------- sed -i
+printf 'alpha\nbeta\ngamma\n' >"$N/sed"
+v=$(version "$N/sed")
+c=$(createrev "$N/sed")
+m=$(modrev "$N/sed")
+assert_true "sed -i edits a key" sed -i 's/beta/BETA/' "$N/sed"
+assert_file_content "sed -i: the new value" "$N/sed" $'alpha\nBETA\ngamma\n'
+assert_eq "sed -i: one more version of the same key" "$c $((v + 1))" \
+	"$(createrev "$N/sed") $(version "$N/sed")"
+assert_true "sed -i: the new version is the newest revision" \
+	test "$(modrev "$N/sed")" -gt "$m"
+assert_eq "sed -i leaves no temporary file" "" \
+	"$(ls -a "$N" | grep -E '^sed.{6}$')"
+
+# ------------------------------------------------------------ vim -es
+printf 'one\ntwo\nthree\n' >"$N/vim"
+v=$(version "$N/vim")
+if command -v vim >/dev/null; then
+	VIM=vim
+else
+	VIM=vi
+fi
+assert_true "$VIM -es edits a key" timeout 30 $VIM -u NONE -i NONE -es \
+	-c '%s/two/TWO/' -c 'wq' "$N/vim"
+assert_file_content "$VIM -es: the new value" "$N/vim" $'one\nTWO\nthree\n'
+assert_true "$VIM -es: the key's version grew" \
+	test "$(version "$N/vim")" -gt "$v"
+assert_eq "$VIM -es leaves no swap or backup file" "" \
+	"$(ls -a "$N" | grep -E '^\.vim\.sw|vim~$')"
+# vim as a user runs it: a vimrc-free session with a swap file
+assert_true "$VIM -es with a swap file edits a key" timeout 30 $VIM \
+	-u NONE -i NONE -N -es -c 'set swapfile' -c '%s/one/ONE/' -c 'wq' \
+	"$N/vim"
+assert_file_content "$VIM -es with a swap file: the new value" "$N/vim" \
+	$'ONE\nTWO\nthree\n'
+
+# ---------------------------------------------------------------- tar x
+mkdir -p "$T/tarsrc/a/b"
+for i in 1 2 3; do echo "tar $i" >"$T/tarsrc/a/f$i"; done
+echo deep >"$T/tarsrc/a/b/deep"
+tar -C "$T/tarsrc" -cf "$T/t.tar" .
+mkdir "$N/tarx"
+assert_true "tar x into the mount exits 0" tar -C "$N/tarx" -xf "$T/t.tar"
+assert_true "tar x: diff -r finds no difference" diff -r "$T/tarsrc" \
+	"$N/tarx"
+
+# ------------------------------------------------------------ rsync -a
+if command -v rsync >/dev/null; then
+	assert_true "rsync -a into the mount exits 0" rsync -a "$S/" \
+		"$N/rsync/"
+	assert_true "rsync -a: diff -r finds no difference" diff -r "$S" \
+		"$N/rsync"
+	echo changed >"$S/n1"
+	assert_true "rsync -a of a changed tree exits 0" rsync -a "$S/" \
+		"$N/rsync/"
+	assert_file_content "rsync -a updated the changed key" \
+		"$N/rsync/n1" $'changed\n'
+	assert_eq "rsync -a: the updated key is at version 2" 2 \
+		"$(version "$N/rsync/n1")"
+	assert_eq "rsync -a leaves no temporary file" "" \
+		"$(ls -a "$N/rsync" | grep '^\.n1\.')"
+else
+	todo "rsync -a into the mount" "rsync is not installed"
+fi
+
+# ----------------------------------------------------- remount keeps all
+cp -r "$N" "$T/before"
+(cd "$N" && find . -type f | sort | while read -r f; do
+	echo "$f $(createrev "$f") $(modrev "$f") $(version "$f")"
+done) >"$T/meta.before"
+assert_stop "unmount with fusermount3 -u"
+rv_start main || exit 1
+N=$MNT/t
+assert_true "after a remount diff -r finds no difference" \
+	diff -r "$T/before" "$N"
+(cd "$N" && find . -type f | sort | while read -r f; do
+	echo "$f $(createrev "$f") $(modrev "$f") $(version "$f")"
+done) >"$T/meta.after"
+assert_true "after a remount every key has the same revisions and version" \
+	diff "$T/meta.before" "$T/meta.after"
+assert_true "an empty namespace survives a remount" test -d "$N/empty"

@@ -1,0 +1,143 @@
+#!/bin/bash
+# history.sh — `@` names (SPEC §2 "History", docs/reference.md §4, §3):
+# KEY@REV with that version's xattrs, DIR@REV/ and @REV/ listings, KEY@history,
+# the conditional update KEY@ifrev=REV (success, conflict at open, conflict at
+# close), EROFS on history files, ENODATA below the compaction revision.
+#
+# The store is fresh, so the revisions are known exactly: the script writes
+# one change per revision from 2 on (see the table below).
+. "$(dirname "$0")/lib.sh"
+
+rv_start main || exit 1
+N=$MNT/h
+mkdir "$N"         # 2: the marker h/
+echo v1 >"$N/k"    # 3
+echo v2 >"$N/k"    # 4
+echo other >"$N/o" # 5
+echo v3 >"$N/k"    # 6
+rm "$N/k"          # 7
+echo v4 >"$N/k"    # 8: a new generation
+assert_meta "the last write is at the expected revision" "$N/k" 8 8 1
+
+# --------------------------------------------------------------- KEY@REV
+assert_file_content "k@3 is the first version" "$N/k@3" $'v1\n'
+assert_file_content "k@4 is the second version" "$N/k@4" $'v2\n'
+assert_file_content "k@5 is the version current at 5" "$N/k@5" $'v2\n'
+assert_file_content "k@6 is the third version" "$N/k@6" $'v3\n'
+assert_file_content "k@8 is the new generation" "$N/k@8" $'v4\n'
+assert_missing "k@7 (deleted at 7) does not exist" "$N/k@7"
+assert_missing "k@2 (before the key) does not exist" "$N/k@2"
+assert_missing "k@99 (a future revision) does not exist" "$N/k@99"
+assert_meta "k@4 has the xattrs of that version" "$N/k@4" 3 4 2
+assert_meta "k@6 has the xattrs of that version" "$N/k@6" 3 6 3
+assert_meta "k@8 has the xattrs of that version" "$N/k@8" 8 8 1
+assert_eq "k@4 is read-only (0444)" 444 "$(stat -c %a "$N/k@4")"
+assert_eq "k@4's size is that version's" 3 "$(stat -c %s "$N/k@4")"
+assert_fails_with "writing k@4 fails EROFS" open:EROFS put "$N/k@4" x
+assert_fails_with "truncating k@4 fails EROFS" EROFS truncate "$N/k@4" 0
+assert_fails_with "opening k@4 for writing fails EROFS" EROFS open \
+	"$N/k@4" w
+assert_fails_with "setfattr on k@4 fails EROFS" EROFS setxattr "$N/k@4" \
+	user.revfs.lease 0
+assert_fails_with "unlink of k@4 fails EINVAL" EINVAL unlink "$N/k@4"
+assert_fails_with "rename onto k@4 fails EINVAL" EINVAL rename "$N/o" \
+	"$N/k@4"
+assert_file_content "the refused writes left k alone" "$N/k" $'v4\n'
+assert_eq "no @ name is listed" "k o" "$(ls -A "$N" | tr '\n' ' ' |
+	sed 's/ $//')"
+
+# --------------------------------------------------------------- DIR@REV
+assert_eq "ls h@5 lists the directory at 5" $'k\no' "$(ls "$N@5")"
+assert_eq "ls h@7 lists it at 7 (k deleted)" o "$(ls "$N@7")"
+assert_eq "ls h@2 lists the empty directory at 2" "" "$(ls "$N@2")"
+assert_fails_with "h@1 (before mkdir) does not exist" ENOENT stat "$N@1"
+assert_file_content "h@5/k is k at 5" "$N@5/k" $'v2\n'
+assert_meta "h@4/k has the xattrs of that version" "$N@4/k" 3 4 2
+assert_eq "the root's @5/ is the whole tree at 5" $'k\no' "$(ls "$MNT/@5/h")"
+assert_eq "h/@5/ is h@5/" $'k\no' "$(ls "$N/@5")"
+assert_true "diff -r h@6 @6/h: the same tree" diff -r "$N@6" "$MNT/@6/h"
+assert_fails_with "creating a file in h@5 fails EROFS" open:EROFS \
+	put "$N@5/new" x
+assert_fails_with "mkdir in h@5 fails EROFS" EROFS mkdir "$N@5/d"
+assert_fails_with "writing h@5/k fails EROFS" open:EROFS put "$N@5/k" x
+assert_fails_with "unlink in h@5 fails EROFS" EROFS unlink "$N@5/k"
+assert_eq "h@5 is read-only (0555)" 555 "$(stat -c %a "$N@5")"
+
+# ----------------------------------------------------------- KEY@history
+hist=$(cat "$N/k@history")
+assert_eq "k@history: one line per version (REV TYPE VERSION SIZE)" \
+	"$(printf '%s\n' '3 PUT 1 3' '4 PUT 2 3' '6 PUT 3 3' '7 DELETE 0 0' \
+		'8 PUT 1 3')" "$(cut -d' ' -f1-4 <<<"$hist")"
+assert_true "k@history: TIME is an RFC 3339 UTC time or -" \
+	sh -c "! cut -d' ' -f5 <<'EOF' | grep -Evx '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z|-'
+$hist
+EOF"
+assert_eq "k@history: the newest line's time is k's mtime" \
+	"$(stat -c %Y "$N/k")" \
+	"$(date -u -d "$(tail -n1 <<<"$hist" | cut -d' ' -f5 |
+		sed 's/T/ /; s/Z$//')" +%s 2>&1)"
+assert_fails_with "writing k@history fails EROFS" open:EROFS \
+	put "$N/k@history" x
+assert_missing "a key that never existed has no @history" "$N/nope@history"
+
+# ---------------------------------------------------- conditional update
+assert_succeeds "echo > k@ifrev=8 (unchanged since 8) replaces k" \
+	put "$N/k@ifrev=8" v5
+assert_file_content "the conditional update wrote k" "$N/k" v5
+assert_meta "the conditional update is one put" "$N/k" 8 9 2
+if sh -c "echo v6 > '$N/k@ifrev=8'" 2>/dev/null; then
+	notok "echo > k@ifrev=8 after k changed at 9 fails the command"
+else
+	ok "echo > k@ifrev=8 after k changed at 9 fails the command"
+fi
+assert_fails_with "... with ESTALE at open" open:ESTALE put "$N/k@ifrev=8" v6
+assert_file_content "the conflict left k unchanged" "$N/k" v5
+assert_meta "the conflict took no revision" "$N/k" 8 9 2
+assert_succeeds "KEY@ifrev=REV with REV above mod_revision succeeds" \
+	put "$N/k@ifrev=1000" v7
+assert_meta "... as one put" "$N/k" 8 10 3
+assert_fails_with "a conflict between open and close fails close ESTALE" \
+	close:ESTALE ifrace "$N/k@ifrev=10" "$N/k"
+assert_file_content "the overtaking write won, the conditional one is lost" \
+	"$N/k" $'theirs\n'
+assert_meta "only the overtaking write took a revision" "$N/k" 8 11 4
+assert_succeeds "new@ifrev=0 creates an absent key" put "$N/new@ifrev=0" c1
+assert_meta "... at version 1" "$N/new" 12 12 1
+assert_fails_with "new@ifrev=0 fails once the key exists" open:ESTALE \
+	put "$N/new@ifrev=0" c2
+assert_file_content "the refused create left the value" "$N/new" c1
+assert_fails_with "a read-only open of KEY@ifrev=REV fails EACCES" EACCES \
+	open "$N/k@ifrev=11" r
+assert_fails_with "KEY@ifrev= with a bad revision fails EINVAL" open:EINVAL \
+	put "$N/k@ifrev=x1" x
+assert_eq "no ifrev name is listed" "k new o" \
+	"$(ls -A "$N" | tr '\n' ' ' | sed 's/ $//')"
+
+# ------------------------------------------------------------ compaction
+if [ -e "$MNT/@compact" ]; then
+	assert_succeeds "echo 5 > @compact compacts at 5" put "$MNT/@compact" 5
+	assert_eq "cat @compact shows the compaction revision" 5 \
+		"$(tr -dc 0-9 <"$MNT/@compact")"
+	assert_fails_with "k@4 below the compaction revision fails ENODATA" \
+		open:ENODATA read "$N/k@4"
+	assert_true "cat k@4 prints 'No data available'" \
+		sh -c "cat '$N/k@4' 2>&1 | grep -q 'No data available'"
+	assert_file_content "k@5, at the compaction revision, still reads" \
+		"$N/k@5" $'v2\n'
+	assert_fails_with "ls h@4 below the compaction revision fails ENODATA" \
+		ENODATA list "$N@4"
+	assert_eq "ls h@5 at the compaction revision works" $'k\no' \
+		"$(ls "$N@5")"
+	assert_eq "k@history keeps the newest version <= 5 and all after" \
+		"$(printf '%s\n' '4 PUT 2 3' '6 PUT 3 3' '7 DELETE 0 0' \
+			'8 PUT 1 3' '9 PUT 2 2' '10 PUT 3 2' '11 PUT 4 7')" \
+		"$(cut -d' ' -f1-4 "$N/k@history")"
+	assert_ne "compacting below the compaction revision fails" OK \
+		"$("$RVT" try put "$MNT/@compact" 3)"
+	assert_eq "... and leaves it" 5 "$(tr -dc 0-9 <"$MNT/@compact")"
+else
+	todo "KEY@REV below the compaction revision fails ENODATA" \
+		"no @compact control file"
+	todo "DIR@REV below the compaction revision fails ENODATA" \
+		"no @compact control file"
+fi

@@ -1,0 +1,106 @@
+#!/bin/bash
+# names.sh — the reversible name encoding (SPEC §2, docs/reference.md §2):
+# %XX escapes for control bytes, % and @; the whole-segment names %2E, %2E%2E
+# and %2F; canonical names only (EINVAL otherwise); UTF-8 and spaces as they
+# are; a key that is also a prefix (NAME and NAME%); 255-byte names.
+#
+# The raw keys behind the names are checked from outside the encoding: the
+# store is remounted with -o prefix=RAW (raw key bytes), and the keys written
+# through encoded names must appear under it.
+. "$(dirname "$0")/lib.sh"
+
+rv_start main || exit 1
+N=$MNT/n
+mkdir "$N"
+
+# ------------------------------------------------- escaped bytes
+for name in '50%25' 'user%40host' 'a%01b' 'tab%09x' 'nl%0Ax' 'del%7F' \
+	'%00nul' 'hello world' 'héllo-日本語' '%2E' '%2E%2E' 'x.' '...'; do
+	assert_succeeds "create the canonical name '$name'" put "$N/$name" \
+		"value of $name"
+	assert_file_content "read back '$name'" "$N/$name" "value of $name"
+done
+assert_eq "ls lists every name exactly as created" \
+	"$(printf '%s\n' '%00nul' '%2E' '%2E%2E' '...' '50%25' 'a%01b' \
+		'del%7F' 'hello world' 'héllo-日本語' 'nl%0Ax' 'tab%09x' \
+		'user%40host' 'x.' | LC_ALL=C sort)" \
+	"$(ls -A "$N" | LC_ALL=C sort)"
+assert_eq "readdir returns keys in byte order" \
+	"$(ls -fA "$N" | grep -v '^\.\.\?$')" \
+	"$(ls -fA "$N" | grep -v '^\.\.\?$' | LC_ALL=C sort)"
+assert_eq "a key named '..' is a file, not the parent" "-" \
+	"$(stat -c %A "$N/%2E%2E" | cut -c1)"
+
+# ------------------------------------------------- refused names
+for bad in '50%' '%4' '%zz' '%2e' '%41' $'raw\001ctl' $'raw\nnl' \
+	'user@host' 'x@1' '@foo'; do
+	assert_fails_with "create of the non-canonical name '$(rv_show "$bad")' fails EINVAL" \
+		open:EINVAL put "$N/$bad" x
+done
+assert_fails_with "mkdir of a non-canonical name fails EINVAL" EINVAL \
+	mkdir "$N/bad%2e"
+assert_fails_with "rename to a non-canonical name fails EINVAL" EINVAL \
+	rename "$N/x." "$N/x%4"
+assert_fails_with "lookup of a non-canonical name fails ENOENT" ENOENT \
+	stat "$N/50%"
+assert_fails_with "lookup of a lowercase escape fails ENOENT" ENOENT \
+	stat "$N/a%0ab"
+assert_fails_with "unlink of an @ name fails EINVAL" EINVAL \
+	unlink "$N/x.@$(modrev "$N/x.")"
+assert_file_content "x. survived the refused rename" "$N/x." "value of x."
+
+# ------------------------------------------------- long segments
+n255=$(head -c 255 /dev/zero | tr '\0' L)
+n256=$(head -c 256 /dev/zero | tr '\0' L)
+assert_succeeds "a 255-byte name can be created" put "$N/$n255" long
+assert_file_content "the 255-byte name reads back" "$N/$n255" long
+assert_fails_with "a 256-byte name fails ENAMETOOLONG" ENAMETOOLONG \
+	put "$N/$n256" x
+e255="$(head -c 252 /dev/zero | tr '\0' E)%01"
+assert_succeeds "a 255-byte name with an escape can be created" \
+	put "$N/$e255" esc
+assert_true "the escaped 255-byte name is listed" \
+	sh -c "ls '$N' | grep -qx '$e255'"
+
+# ------------------------------------------------- key that is a prefix
+echo file >"$N/p"
+assert_succeeds "mkdir NAME% makes the directory of an existing key" \
+	mkdir "$N/p%"
+echo child >"$N/p%/c"
+assert_file_content "the key p still reads" "$N/p" $'file\n'
+assert_file_content "p%/c reads the key p/c" "$N/p%/c" $'child\n'
+assert_eq "ls shows the file p and the directory p%" $'p\np%' \
+	"$(ls "$N" | grep '^p')"
+assert_eq "p% is a directory" d "$(stat -c %A "$N/p%" | cut -c1)"
+assert_fails_with "mkdir p fails EEXIST while the file p exists" EEXIST \
+	mkdir "$N/p"
+mkdir "$N/q"
+assert_fails_with "creating the file q over the directory q fails EISDIR" \
+	open:EISDIR put "$N/q" x
+assert_succeeds "q% also names the directory q/" stat "$N/q%"
+rm "$N/p"
+assert_eq "with the file gone the directory is still reachable as p%" \
+	$'child\n' "$(cat "$N/p%/c")"
+
+# ------------------------------------------------- raw keys via prefix=
+# Path below n/: the segments  a%b@c<0x01>d . "" .. "sp ace" 日本  then k.
+enc='a%25b%40c%01d/%2E/%2F/%2E%2E/sp ace/日本'
+mkdir -p "$N/$enc"
+echo deep >"$N/$enc/k"
+assert_file_content "a key below escaped segments reads back" "$N/$enc/k" \
+	$'deep\n'
+assert_eq "find shows the encoded path" "./$enc/k" \
+	"$(cd "$N" && find ./a%25b%40c%01d -type f)"
+assert_stop "unmount"
+raw=$'n/a%b@c\001d/.//../sp ace/日本/'
+rv_start main -o "prefix=$raw" || exit 1
+assert_file_content "the raw key behind the encoded names is what the encoding says" \
+	"$MNT/k" $'deep\n'
+assert_eq "the prefix mount lists only that key" k "$(ls "$MNT")"
+assert_stop "unmount"
+rv_start main -o "prefix=n/p/" || exit 1
+assert_file_content "p%/c is the raw key n/p/c" "$MNT/c" $'child\n'
+assert_stop "unmount"
+rv_start main -o "prefix=n" || exit 1
+assert_file_content "prefix=n (a / appended): 50%25 is the raw key n/50%" \
+	"$MNT/50%25" "value of 50%25"
