@@ -90,6 +90,24 @@ void eng_logf(const struct eng_options *opt, enum eng_log_level level,
 		abort();                                                     \
 	} while (0)
 
+/*
+ * Result memory.  Every backend fills results the same way so that the
+ * generic *_release() calls in engine.c can free them:
+ *  - eng_range_res: kvs is malloc'd; priv_ is a struct eng_arena holding
+ *    every key and value byte (or NULL).
+ *  - eng_txn_res: res is malloc'd; each res[i].range follows the rule
+ *    above; prev_kvs arrays are malloc'd, their bytes live in the txn's
+ *    priv_ arena.
+ *  - eng_lease_info: priv_ is one malloc'd block holding the keys array and
+ *    the key bytes (keys points into it, or is NULL).
+ */
+struct eng_arena;
+struct eng_arena *eng_arena_new(void);
+/* n bytes, 8-aligned; NULL on ENOMEM.  Freed with the arena. */
+void *eng_arena_alloc(struct eng_arena *a, size_t n);
+void *eng_arena_dup(struct eng_arena *a, const void *p, size_t n);
+void eng_arena_free(struct eng_arena *a);
+
 /* Monotonic and wall clocks in ns. */
 int64_t eng_now_mono_ns(void);
 int64_t eng_now_real_ns(void);

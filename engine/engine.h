@@ -70,6 +70,8 @@ enum eng_err {
 	ENG_E_VERSION = -20,      /* store format newer than this program */
 	ENG_E_INTERNAL = -21,     /* a bug; details in the log */
 	ENG_E_TTL = -22,          /* a lease TTL out of range */
+	ENG_E_KEY_NOT_FOUND = -23, /* put with IGNORE_VALUE/IGNORE_LEASE on a
+	                              missing key (etcd's ErrKeyNotFound) */
 };
 
 /* A static, human-readable message for an ENG_E_* code (never NULL). */
@@ -294,7 +296,8 @@ struct eng_txn_res {
  * concurrent callers share one fsync (group commit).
  * Errors (nothing is written): ENG_E_INVAL, ENG_E_TOO_LARGE, ENG_E_NOSPACE
  * (only if the executed branch puts), ENG_E_LEASE_NOT_FOUND,
- * ENG_E_DUP_KEY, ENG_E_TOO_MANY_OPS (> 1024 ops), ENG_E_READ_ONLY,
+ * ENG_E_KEY_NOT_FOUND (a put with IGNORE_VALUE/IGNORE_LEASE on a missing
+ * key), ENG_E_DUP_KEY, ENG_E_TOO_MANY_OPS (> 1024 ops), ENG_E_READ_ONLY,
  * ENG_E_COMPACTED / ENG_E_FUTURE_REV (a range op), ENG_E_IO, ENG_E_NOMEM,
  * ENG_E_CLOSED.
  */
