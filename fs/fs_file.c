@@ -1,0 +1,729 @@
+/*
+ * fs_file.c — file contents: open, create, read, write, flush, fsync,
+ * release, and the write buffer that makes a close one put.
+ *
+ * A file open for writing has one write buffer per inode (shared by every
+ * descriptor of this mount that writes it): the whole new value, in memory,
+ * bounded by max_value (a write past it fails EFBIG at once and changes
+ * nothing).  flush (each close), fsync and the last release commit it as
+ * one put, only if it changed since the last commit; the commit's error is
+ * the close's or fsync's.  A buffer made dirty only by O_CREAT or O_TRUNC
+ * (no write yet) is not committed by flush but by fsync, utimens (touch) or
+ * the release: the shell's `echo x > f` opens, dup2()s and closes the file
+ * before writing, and that first close must not cost a revision of its
+ * own.  Concurrent commits of different files run their
+ * eng_txn concurrently and share the engine's group commit.
+ *
+ * A descriptor opened only for reading reads one version: the one current
+ * at open (or the write buffer, if this mount is writing the file, so that
+ * it agrees with the kernel's page cache).  The kernel keeps its cached
+ * pages (keep_cache) only when the version opened is the one they hold.
+ *
+ * KEY@ifrev=REV inodes have their own buffer; their commit is a txn that
+ * puts only if KEY's mod_revision is still <= REV, else ESTALE.  History
+ * files are generated (fs_history.c); control files come from the special
+ * table.  Locking: in->lock guards the buffer and is held across the commit
+ * of that inode (so two closes of one file commit in turn); no other lock
+ * is held across an engine call.
+ */
+#include "fs_int.h"
+#include "fs_special.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FS_SPECIAL_WRITE_MAX (1 << 20)
+
+struct fs_fh {
+	struct fs_inode *in;
+	bool writer;          /* holds a share of in->wbuf */
+	bool from_wbuf;       /* a reader that reads in->wbuf */
+	struct eng_kv kv;     /* a reader's version */
+	struct fs_hist *hist; /* KEY@history */
+	char *sbuf;           /* control file content (read or written) */
+	size_t slen;
+	bool sdirty;
+	pthread_mutex_t lock; /* guards sbuf */
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_fh *fh_of(struct fuse_file_info *fi)
+{
+	return (struct fs_fh *)(uintptr_t)fi->fh;
+}
+
+static void fh_free(struct fs *fs, struct fs_fh *fh)
+{
+	if (!fh)
+		return;
+	eng_kv_release(&fh->kv);
+	fs_hist_free(fh->hist);
+	free(fh->sbuf);
+	pthread_mutex_destroy(&fh->lock);
+	free(fh);
+}
+
+static struct fs_fh *fh_new(struct fs_inode *in)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+
+	if (fh) {
+		fh->in = in;
+		pthread_mutex_init(&fh->lock, NULL);
+	}
+	return fh;
+}
+
+/* Make room for `need` bytes; the caller checked need <= max_value. */
+static int wbuf_reserve(struct fs_wbuf *wb, size_t need)
+{
+	size_t cap = wb->cap ? wb->cap : 4096;
+	char *d;
+
+	if (need <= wb->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	d = realloc(wb->data, cap);
+	if (!d)
+		return -ENOMEM;
+	wb->data = d;
+	wb->cap = cap;
+	return 0;
+}
+
+/*
+ * Join (or start) the inode's write buffer.  `cur` is the key's current
+ * version (mod_rev 0 if none), used to fill a new buffer unless `trunc`.
+ * Called with in->lock held.
+ */
+static int wbuf_join(struct fs_inode *in, const struct eng_kv *cur, bool trunc)
+{
+	struct fs_wbuf *wb = in->wbuf;
+	int rc;
+
+	if (!wb) {
+		wb = calloc(1, sizeof(*wb));
+		if (!wb)
+			return -ENOMEM;
+		if (!trunc && cur->mod_rev > 0 && cur->value_len > 0) {
+			rc = wbuf_reserve(wb, cur->value_len);
+			if (rc < 0) {
+				free(wb);
+				return rc;
+			}
+			memcpy(wb->data, cur->value, cur->value_len);
+			wb->len = cur->value_len;
+		}
+		wb->lease = cur->lease;
+		/* A new key, or `>` of a non-empty one, is a change. */
+		wb->dirty = cur->mod_rev == 0 || (trunc && cur->value_len > 0);
+		in->wbuf = wb;
+	} else if (trunc && wb->len > 0) {
+		wb->len = 0;
+		wb->dirty = true;
+		wb->written = true;
+	}
+	wb->nwriters++;
+	return 0;
+}
+
+/* Commit in's buffer if dirty.  Called with in->lock held. */
+static int commit_locked(struct fs *fs, struct fs_inode *in)
+{
+	struct fs_wbuf *wb = in->wbuf;
+	char *key = NULL;
+	size_t key_len;
+	eng_rev_t rev = 0;
+	int rc;
+
+	if (!wb || !wb->dirty)
+		return 0;
+	rc = fs_inode_key(fs, in, &key, &key_len);
+	if (rc < 0)
+		return rc;
+	if (in->kind == FS_I_IFREV) {
+		struct eng_cmp cmp = {.key = key,
+		                      .key_len = key_len,
+		                      .target = ENG_CMP_MOD,
+		                      .result = ENG_CMP_LT,
+		                      .number = in->rev + 1};
+		struct eng_op op = {.type = ENG_OP_PUT,
+		                    .key = key,
+		                    .key_len = key_len,
+		                    .value = wb->data ? wb->data : "",
+		                    .value_len = wb->len,
+		                    .lease = wb->lease};
+		struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
+		struct eng_txn_res tr = {0};
+
+		rc = eng_txn(fs->e, &t, &tr);
+		if (rc == ENG_E_LEASE_NOT_FOUND) {
+			op.lease = 0;
+			rc = eng_txn(fs->e, &t, &tr);
+		}
+		if (rc == 0 && !tr.succeeded)
+			rc = 1;
+		rev = tr.header_rev;
+		eng_txn_res_release(&tr);
+		if (rc == 1) {
+			fs_logf(
+			    ENG_LOG_INFO,
+			    "commit of '%s' refused: changed after revision "
+			    "%lld (conditional update)",
+			    key, (long long)in->rev);
+			free(key);
+			return -ESTALE;
+		}
+	} else {
+		rc = eng_put(fs->e, key, key_len, wb->data ? wb->data : "",
+		             wb->len, wb->lease, &rev, NULL);
+		/* The key's lease expired meanwhile: keep the data. */
+		if (rc == ENG_E_LEASE_NOT_FOUND)
+			rc = eng_put(fs->e, key, key_len,
+			             wb->data ? wb->data : "", wb->len, 0, &rev,
+			             NULL);
+	}
+	if (rc < 0) {
+		fs_logf(rc == ENG_E_IO ? ENG_LOG_ERR : ENG_LOG_INFO,
+		        "commit of '%s' (%zu bytes) refused: %s", key, wb->len,
+		        eng_strerror(rc));
+		free(key);
+		return -fs_errno(rc);
+	}
+	fs_logf(ENG_LOG_DEBUG, "commit '%s' (%zu bytes) at revision %lld", key,
+	        wb->len, (long long)rev);
+	wb->dirty = false;
+	wb->written = false;
+	/* The kernel's pages were written through: drop them at next open. */
+	in->cache_mod_rev = 0;
+	free(key);
+	return 0;
+}
+
+int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&in->lock);
+	if (!in->wbuf)
+		goto out;
+	rc = wbuf_reserve(in->wbuf, size);
+	if (rc < 0)
+		goto out;
+	if (size > in->wbuf->len)
+		memset(in->wbuf->data + in->wbuf->len, 0, size - in->wbuf->len);
+	if (size != in->wbuf->len)
+		in->wbuf->dirty = in->wbuf->written = true;
+	in->wbuf->len = size;
+	rc = 1;
+out:
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* Open a live file or a conditional view for writing. */
+static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
+                       int flags)
+{
+	struct eng_kv cur = {0};
+	char *key = NULL;
+	size_t key_len;
+	int rc;
+
+	rc = fs_inode_key(fs, in, &key, &key_len);
+	if (rc < 0)
+		return rc;
+	rc = eng_get(fs->e, key, key_len, 0, NULL, &cur);
+	if (rc < 0) {
+		rc = -fs_errno(rc);
+		goto out;
+	}
+	if (in->kind == FS_I_IFREV && cur.mod_rev > in->rev) {
+		fs_logf(ENG_LOG_INFO,
+		        "open of '%s@ifrev=%lld' refused: modified at "
+		        "revision %lld",
+		        key, (long long)in->rev, (long long)cur.mod_rev);
+		rc = -ESTALE;
+		goto out;
+	}
+	pthread_mutex_lock(&in->lock);
+	rc = wbuf_join(in, &cur, (flags & O_TRUNC) != 0);
+	pthread_mutex_unlock(&in->lock);
+	if (rc == 0)
+		fh->writer = true;
+out:
+	eng_kv_release(&cur);
+	free(key);
+	return rc;
+}
+
+/* Open a version for reading (live or at in->rev). */
+static int open_reader(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
+                       struct fuse_file_info *fi)
+{
+	char *key = NULL;
+	size_t key_len;
+	int rc;
+
+	if (in->rev == 0) {
+		pthread_mutex_lock(&in->lock);
+		fh->from_wbuf = in->wbuf != NULL;
+		pthread_mutex_unlock(&in->lock);
+		if (fh->from_wbuf)
+			return 0;
+	}
+	rc = fs_inode_key(fs, in, &key, &key_len);
+	if (rc < 0)
+		return rc;
+	rc = eng_get(fs->e, key, key_len, in->rev, NULL, &fh->kv);
+	free(key);
+	if (rc < 0)
+		return -fs_errno(rc);
+	if (fh->kv.mod_rev == 0)
+		return -ENOENT;
+	pthread_mutex_lock(&in->lock);
+	fi->keep_cache = in->cache_mod_rev == fh->kv.mod_rev;
+	in->cache_mod_rev = fh->kv.mod_rev;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
+                        bool wr)
+{
+	const struct fs_special *sp = fs_special_get(in->special);
+	int rc;
+
+	if (wr) {
+		if (!sp->write)
+			return -EACCES;
+		fh->writer = true;
+		return 0;
+	}
+	rc = sp->read(fs, in->key, in->key_len, in->rev, &fh->sbuf, &fh->slen);
+	return rc;
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct fs_fh *fh;
+	int rc = 0;
+
+	if (!in) {
+		fs_reply_err(req, ESTALE, "open", "unknown inode");
+		return;
+	}
+	if (in->kind == FS_I_DIR) {
+		fs_reply_err(req, EISDIR, "open", "'%s'", in->key);
+		return;
+	}
+	if (wr && fs_inode_read_only(fs, in)) {
+		fs_reply_err(req, EROFS, "open", "'%s' is read-only", in->key);
+		return;
+	}
+	fh = fh_new(in);
+	if (!fh) {
+		fs_reply_err(req, ENOMEM, "open", "handle");
+		return;
+	}
+	switch (in->kind) {
+	case FS_I_FILE:
+		rc = wr ? open_writer(fs, in, fh, fi->flags)
+		        : open_reader(fs, in, fh, fi);
+		break;
+	case FS_I_IFREV:
+		if (!wr) {
+			rc = -EACCES;
+			break;
+		}
+		rc = open_writer(fs, in, fh, fi->flags);
+		fi->direct_io = 1;
+		break;
+	case FS_I_HISTORY:
+		rc = fs_hist_open(fs, in->key, in->key_len, &fh->hist);
+		fi->direct_io = 1;
+		break;
+	case FS_I_SPECIAL:
+		rc = open_special(fs, in, fh, wr);
+		fi->direct_io = 1;
+		break;
+	case FS_I_DIR:
+		rc = -EISDIR;
+		break;
+	}
+	if (rc < 0) {
+		fh_free(fs, fh);
+		fs_reply_err(req, -rc, "open", "'%s'", in->key);
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	if (fuse_reply_open(req, fi) != 0) {
+		/* Interrupted: the kernel will not release this handle. */
+		if (fh->writer && in->kind != FS_I_SPECIAL) {
+			pthread_mutex_lock(&in->lock);
+			if (--in->wbuf->nwriters == 0 && !in->wbuf->dirty) {
+				free(in->wbuf->data);
+				free(in->wbuf);
+				in->wbuf = NULL;
+			}
+			pthread_mutex_unlock(&in->lock);
+		}
+		fh_free(fs, fh);
+	}
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *p = fs_inode_find(fs, parent), *in;
+	struct fuse_entry_param ep = {0};
+	struct fs_pname pn;
+	struct eng_kv cur = {0};
+	struct fs_fh *fh = NULL;
+	enum fs_ikind kind = FS_I_FILE;
+	eng_rev_t rev = 0;
+	char *key = NULL;
+	size_t key_len;
+	int rc;
+
+	if (!p) {
+		fs_reply_err(req, ESTALE, "create", "unknown parent inode");
+		return;
+	}
+	if (fs_inode_read_only(fs, p)) {
+		fs_reply_err(req, EROFS, "create", "'%s' in a read-only tree",
+		             name);
+		return;
+	}
+	if (strlen(name) > FS_NAME_MAX) {
+		fs_reply_err(req, ENAMETOOLONG, "create", "name over %d bytes",
+		             FS_NAME_MAX);
+		return;
+	}
+	if (fs_parse_name(name, &pn) == 0 && pn.kind == FS_P_IFREV) {
+		char base[FS_NAME_MAX + 1];
+
+		memcpy(base, pn.base, pn.base_len);
+		base[pn.base_len] = '\0';
+		kind = FS_I_IFREV;
+		rev = pn.rev;
+		rc = fs_name_to_key(fs, p, base, false, true, &key, &key_len);
+	} else {
+		rc = fs_name_to_key(fs, p, name, false, true, &key, &key_len);
+	}
+	if (rc < 0)
+		goto fail;
+	rc = eng_get(fs->e, key, key_len, 0, NULL, &cur);
+	if (rc < 0) {
+		rc = -fs_errno(rc);
+		goto fail;
+	}
+	if (cur.mod_rev > 0 && (fi->flags & O_EXCL)) {
+		rc = -EEXIST;
+		goto fail;
+	}
+	if (kind == FS_I_IFREV && cur.mod_rev > rev) {
+		fs_logf(ENG_LOG_INFO,
+		        "create of '%s' refused: modified at "
+		        "revision %lld",
+		        name, (long long)cur.mod_rev);
+		rc = -ESTALE;
+		goto fail;
+	}
+	in = fs_inode_get(fs, kind, rev, 0, key, key_len, 1);
+	fh = in ? fh_new(in) : NULL;
+	if (!fh) {
+		if (in)
+			fs_inode_forget(fs, in->ino, 1);
+		rc = -ENOMEM;
+		goto fail;
+	}
+	pthread_mutex_lock(&in->lock);
+	rc = wbuf_join(in, &cur, (fi->flags & O_TRUNC) != 0);
+	pthread_mutex_unlock(&in->lock);
+	if (rc < 0) {
+		fs_inode_forget(fs, in->ino, 1);
+		goto fail;
+	}
+	fh->writer = true;
+	if (kind == FS_I_IFREV)
+		fi->direct_io = 1;
+	rc = fs_inode_stat(fs, in, &ep.attr);
+	if (rc < 0)
+		fs_fill_file_attr(fs, in, NULL, &ep.attr);
+	ep.ino = in->ino;
+	ep.attr_timeout = ep.entry_timeout =
+	    kind == FS_I_IFREV ? 0 : fs->cfg.attr_timeout;
+	fi->fh = (uintptr_t)fh;
+	eng_kv_release(&cur);
+	free(key);
+	if (fuse_reply_create(req, &ep, fi) != 0) {
+		fs_op_release(NULL, in->ino, fi);
+		fs_inode_forget(fs, in->ino, 1);
+	}
+	return;
+fail:
+	fh_free(fs, fh);
+	eng_kv_release(&cur);
+	free(key);
+	fs_reply_err(req, -rc, "create", "'%s'", name);
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = fh_of(fi);
+	struct fs_inode *in = fh->in;
+	const char *src = NULL;
+	size_t len = 0;
+
+	if (fh->hist) {
+		char *buf = malloc(size ? size : 1);
+		ssize_t n;
+
+		if (!buf) {
+			fs_reply_err(req, ENOMEM, "read", "buffer");
+			return;
+		}
+		n = fs_hist_read(fh->hist, buf, size, off);
+		if (n < 0)
+			fs_reply_err(req, (int)-n, "read", "'%s@history'",
+			             in->key);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
+	if (in->kind == FS_I_SPECIAL) {
+		pthread_mutex_lock(&fh->lock);
+		if (off < 0 || (size_t)off >= fh->slen)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, fh->sbuf + off,
+			               fh->slen - (size_t)off < size
+			                   ? fh->slen - (size_t)off
+			                   : size);
+		pthread_mutex_unlock(&fh->lock);
+		return;
+	}
+	if (fh->writer || fh->from_wbuf) {
+		pthread_mutex_lock(&in->lock);
+		if (in->wbuf) {
+			src = in->wbuf->data;
+			len = in->wbuf->len;
+		}
+		if (off < 0 || (size_t)off >= len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, src + off,
+			               len - (size_t)off < size
+			                   ? len - (size_t)off
+			                   : size);
+		pthread_mutex_unlock(&in->lock);
+		return;
+	}
+	src = fh->kv.value;
+	len = fh->kv.value_len;
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, src + off,
+		               len - (size_t)off < size ? len - (size_t)off
+		                                        : size);
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                 off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_fh *fh = fh_of(fi);
+	struct fs_inode *in = fh->in;
+	struct fs_wbuf *wb;
+	size_t end;
+	int rc;
+
+	if (!fh->writer) {
+		fs_reply_err(req, EBADF, "write", "not open for writing");
+		return;
+	}
+	if (in->kind == FS_I_SPECIAL) {
+		pthread_mutex_lock(&fh->lock);
+		end = (size_t)off + size;
+		if (off < 0 || end > FS_SPECIAL_WRITE_MAX) {
+			pthread_mutex_unlock(&fh->lock);
+			fs_reply_err(req, EFBIG, "write", "control file");
+			return;
+		}
+		if (end > fh->slen) {
+			char *n = realloc(fh->sbuf, end);
+
+			if (!n) {
+				pthread_mutex_unlock(&fh->lock);
+				fs_reply_err(req, ENOMEM, "write", "buffer");
+				return;
+			}
+			memset(n + fh->slen, 0, end - fh->slen);
+			fh->sbuf = n;
+			fh->slen = end;
+		}
+		memcpy(fh->sbuf + off, buf, size);
+		fh->sdirty = true;
+		pthread_mutex_unlock(&fh->lock);
+		fuse_reply_write(req, size);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	wb = in->wbuf;
+	if (fi->flags & O_APPEND)
+		off = (off_t)wb->len;
+	end = (size_t)off + size;
+	if (off < 0 || end > fs->cfg.max_value) {
+		pthread_mutex_unlock(&in->lock);
+		fs_reply_err(req, EFBIG, "write",
+		             "'%s': %zu bytes would pass max_value %zu",
+		             in->key, end, fs->cfg.max_value);
+		return;
+	}
+	rc = wbuf_reserve(wb, end);
+	if (rc < 0) {
+		pthread_mutex_unlock(&in->lock);
+		fs_reply_err(req, -rc, "write", "buffer of %zu bytes", end);
+		return;
+	}
+	if ((size_t)off > wb->len)
+		memset(wb->data + wb->len, 0, (size_t)off - wb->len);
+	memcpy(wb->data + off, buf, size);
+	if (end > wb->len)
+		wb->len = end;
+	wb->dirty = wb->written = true;
+	pthread_mutex_unlock(&in->lock);
+	fuse_reply_write(req, size);
+}
+
+static int special_commit(struct fs *fs, struct fs_fh *fh)
+{
+	const struct fs_special *sp = fs_special_get(fh->in->special);
+	int rc = 0;
+
+	pthread_mutex_lock(&fh->lock);
+	if (fh->sdirty) {
+		rc = sp->write(fs, fh->sbuf ? fh->sbuf : "", fh->slen);
+		if (rc == 0)
+			fh->sdirty = false;
+	}
+	pthread_mutex_unlock(&fh->lock);
+	return rc;
+}
+
+static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush)
+{
+	int rc = 0;
+
+	if (!fh->writer)
+		return 0;
+	if (fh->in->kind == FS_I_SPECIAL)
+		return special_commit(fs, fh);
+	pthread_mutex_lock(&fh->in->lock);
+	if (!flush || (fh->in->wbuf && fh->in->wbuf->written))
+		rc = commit_locked(fs, fh->in);
+	pthread_mutex_unlock(&fh->in->lock);
+	return rc;
+}
+
+int fs_wbuf_commit(struct fs *fs, struct fs_inode *in)
+{
+	int rc;
+
+	pthread_mutex_lock(&in->lock);
+	rc = commit_locked(fs, in);
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+void fs_commit_all(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->itab_lock);
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		for (struct fs_inode *in = fs->by_ino[i]; in;
+		     in = in->next_ino) {
+			int rc;
+
+			pthread_mutex_lock(&in->lock);
+			rc = commit_locked(fs, in);
+			pthread_mutex_unlock(&in->lock);
+			if (rc < 0)
+				fs_logf(ENG_LOG_ERR,
+				        "unmount: '%s' lost its last write: %s",
+				        in->key, strerror(-rc));
+		}
+	}
+	pthread_mutex_unlock(&fs->itab_lock);
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = commit_fh(req_fs(req), fh_of(fi), true);
+
+	if (rc < 0)
+		fs_reply_err(req, -rc, "close", "'%s'", fh_of(fi)->in->key);
+	else
+		fuse_reply_err(req, 0);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                 struct fuse_file_info *fi)
+{
+	int rc = commit_fh(req_fs(req), fh_of(fi), false);
+
+	if (rc < 0)
+		fs_reply_err(req, -rc, "fsync", "'%s'", fh_of(fi)->in->key);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* req is NULL when called to undo an interrupted create. */
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = fh_of(fi);
+	struct fs_inode *in = fh->in;
+	struct fs *fs = req ? req_fs(req) : NULL;
+	int rc;
+
+	if (fh->writer && in->kind == FS_I_SPECIAL) {
+		if (fs)
+			special_commit(fs, fh);
+	} else if (fh->writer) {
+		pthread_mutex_lock(&in->lock);
+		if (--in->wbuf->nwriters == 0) {
+			/* Normally flush committed already; a descriptor
+			 * that was never closed (the writer died) ends up
+			 * here. */
+			if (fs) {
+				rc = commit_locked(fs, in);
+				if (rc < 0)
+					fs_logf(ENG_LOG_ERR,
+					        "release: '%s' lost its last "
+					        "write: %s",
+					        in->key, strerror(-rc));
+			}
+			free(in->wbuf->data);
+			free(in->wbuf);
+			in->wbuf = NULL;
+		}
+		pthread_mutex_unlock(&in->lock);
+	}
+	fh_free(fs, fh);
+	if (req)
+		fuse_reply_err(req, 0);
+}

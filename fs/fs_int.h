@@ -1,0 +1,210 @@
+/*
+ * fs_int.h — private to fs/: the filesystem state, the inode table, open
+ * handles and the seams between the files of fs/:
+ *
+ *   fs_name.c    name <-> segment encoding, `@` name parsing
+ *   fs_special.c the table of control names
+ *   fs_errno.c   the one engine-error -> errno map
+ *   fs_log.c     logging and the one reply-with-error path
+ *   fs_inode.c   the inode table (ino <-> (kind, rev, key)), lookup counts
+ *   fs_lookup.c  lookup, getattr, setattr, forget, statfs, init
+ *   fs_dir.c     opendir/readdir(plus)/releasedir, mkdir, rmdir
+ *   fs_file.c    open/create/read/write/flush/fsync/release, write buffers
+ *   fs_rename.c  unlink, rename (files and directories)
+ *   fs_xattr.c   user.revfs.* attributes
+ *   fs_history.c the KEY@history file
+ *   fs_notify.c  the engine watch and the kernel-cache invalidation thread
+ */
+#ifndef REVFS_FS_INT_H
+#define REVFS_FS_INT_H
+
+#include "fs.h"
+#include "fs_name.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+enum fs_ikind {
+	FS_I_DIR,     /* key = the directory's prefix ("" or ending in '/') */
+	FS_I_FILE,    /* key = the key */
+	FS_I_HISTORY, /* KEY@history */
+	FS_I_IFREV,   /* KEY@ifrev=REV (rev = REV) */
+	FS_I_SPECIAL, /* a control file; key = the directory's prefix */
+};
+
+/* The whole new value of a file open for writing (one per inode). */
+struct fs_wbuf {
+	char *data;
+	size_t len, cap;
+	bool dirty;        /* differs from the store: commit it */
+	bool written;      /* dirty by a write or truncate, not only by
+	                      O_CREAT/O_TRUNC: flush commits only then */
+	int nwriters;      /* open write handles sharing it */
+	eng_lease_t lease; /* the lease the key had at open (kept) */
+};
+
+struct fs_inode {
+	fuse_ino_t ino;
+	enum fs_ikind kind;
+	eng_rev_t rev;    /* 0: live; FILE/DIR: snapshot revision; IFREV: REV */
+	int special;      /* FS_I_SPECIAL: table index */
+	char *key;        /* protected by fs->itab_lock (rename rekeys it) */
+	size_t key_len;   /* protected by fs->itab_lock */
+	bool hashed;      /* in the key index; protected by fs->itab_lock */
+	uint64_t nlookup; /* kernel references; protected by fs->itab_lock */
+	struct fs_inode *next_ino; /* protected by fs->itab_lock */
+	struct fs_inode *next_key; /* protected by fs->itab_lock */
+
+	pthread_mutex_t lock;
+	struct fs_wbuf *wbuf;    /* protected by lock */
+	eng_rev_t cache_mod_rev; /* the version the kernel's pages hold;
+	                            protected by lock */
+};
+
+struct fs {
+	eng *e;
+	struct fs_config cfg;
+	char *prefix; /* cfg.prefix, normalised (ends in '/' unless empty) */
+	size_t prefix_len;
+	struct timespec start_time;
+
+	pthread_mutex_t itab_lock;
+	struct fs_inode **by_ino; /* protected by itab_lock */
+	struct fs_inode **by_key; /* protected by itab_lock */
+	size_t nbuckets;          /* protected by itab_lock */
+	size_t ninodes;           /* protected by itab_lock */
+	struct fs_inode *root;
+
+	/* notifier (fs_notify.c) */
+	struct fuse_session *se;
+	eng_watch *watch;
+	pthread_t notify_thread;
+	bool notify_running;
+	int notify_efd;
+	volatile int notify_stop;
+};
+
+/* ---- fs_log.c ---- */
+void fs_logf(enum eng_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Reply an error (errno > 0) and log the refusal with its reason. */
+void fs_reply_err(fuse_req_t req, int err, const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- fs_errno.c ---- */
+int fs_errno(int eng_err);
+
+/* ---- fs_inode.c ---- */
+int fs_itab_init(struct fs *fs);
+void fs_itab_free(struct fs *fs);
+/* Find or add the inode for (kind, rev, key); nlookup += add_lookup.
+ * Returns NULL on ENOMEM. */
+struct fs_inode *fs_inode_get(struct fs *fs, enum fs_ikind kind, eng_rev_t rev,
+                              int special, const char *key, size_t key_len,
+                              uint64_t add_lookup);
+/* The inode for ino (no reference taken: the kernel holds one). */
+struct fs_inode *fs_inode_find(struct fs *fs, fuse_ino_t ino);
+/* The live inode for a key, if the kernel knows it; its ino or 0. */
+fuse_ino_t fs_inode_ino_of(struct fs *fs, enum fs_ikind kind, const char *key,
+                           size_t key_len);
+void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
+int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
+                 size_t *key_len);
+/* After a rename: the inode of `from` (files) or every inode under `from`
+ * (dir prefixes) now answers for `to`; an inode for `to` is unhashed. */
+void fs_inode_rekey(struct fs *fs, bool dir, const char *from, size_t from_len,
+                    const char *to, size_t to_len);
+
+/* ---- fs_lookup.c ---- */
+/* Fill st for a kv (FILE) at the given kind/rev. */
+void fs_fill_file_attr(struct fs *fs, struct fs_inode *in,
+                       const struct eng_kv *kv, struct stat *st);
+void fs_fill_dir_attr(struct fs *fs, struct fs_inode *in, struct stat *st);
+/* The attributes of an inode, read from the engine.  0 or -errno. */
+int fs_inode_stat(struct fs *fs, struct fs_inode *in, struct stat *st);
+/* Build child key = dir prefix + seg (+ '/' for a dir).  malloc'd. */
+int fs_child_key(const char *dir, size_t dir_len, const char *seg,
+                 size_t seg_len, bool as_dir, char **out, size_t *out_len);
+/* Does any key exist under prefix (at rev, through snap)? 1, 0 or -errno */
+int fs_prefix_exists(struct fs *fs, const char *prefix, size_t len,
+                     eng_rev_t rev, eng_snap *snap);
+/* Resolve a hashed name to the full raw segment in dir (at rev). */
+int fs_resolve_hashed(struct fs *fs, const char *dir, size_t dir_len,
+                      eng_rev_t rev, const struct fs_dname *dn, char **seg,
+                      size_t *seg_len);
+/* Reject writes to snapshots and history with EROFS. */
+bool fs_inode_read_only(struct fs *fs, const struct fs_inode *in);
+/* The key prefix for a dir name inside dir `parent` (encoded), for create */
+int fs_name_to_key(struct fs *fs, struct fs_inode *parent, const char *name,
+                   bool as_dir, bool creating, char **key, size_t *key_len);
+/* Split a key into (parent prefix length, segment) for notifications. */
+size_t fs_key_parent_len(const char *key, size_t key_len, size_t min);
+
+void fs_op_init(void *userdata, struct fuse_conn_info *conn);
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count,
+                        struct fuse_forget_data *forgets);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                   int to_set, struct fuse_file_info *fi);
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode, dev_t rdev);
+
+/* ---- fs_dir.c ---- */
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info *fi);
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode);
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/* ---- fs_file.c ---- */
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  mode_t mode, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi);
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                 off_t off, struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                 struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Resize the open write buffer of `in`, if any: 1 done, 0 none, -errno. */
+int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size);
+/* Commit a pending create/truncate now (touch's utimens).  0 or -errno. */
+int fs_wbuf_commit(struct fs *fs, struct fs_inode *in);
+/* Commit every dirty buffer (at unmount, for files still open). */
+void fs_commit_all(struct fs *fs);
+
+/* ---- fs_rename.c ---- */
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  fuse_ino_t newparent, const char *newname,
+                  unsigned int flags);
+
+/* ---- fs_xattr.c ---- */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    const char *value, size_t size, int flags);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- fs_history.c ---- */
+struct fs_hist;
+int fs_hist_open(struct fs *fs, const char *key, size_t key_len,
+                 struct fs_hist **out);
+/* Read up to size bytes at off into buf; returns bytes or -errno. */
+ssize_t fs_hist_read(struct fs_hist *h, char *buf, size_t size, off_t off);
+void fs_hist_free(struct fs_hist *h);
+
+#endif /* REVFS_FS_INT_H */

@@ -1,0 +1,95 @@
+/*
+ * fs_main.c — the filesystem's state and its operations table.
+ *
+ * struct fs ties the engine, the configuration (prefix normalised to end
+ * in '/'), the inode table and the notifier together; the daemon creates it
+ * over an open engine, passes fs_lowlevel_ops() and the fs to
+ * fuse_session_new(), and frees it after the session ends and before
+ * eng_close().
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = fs_op_init,
+    .lookup = fs_op_lookup,
+    .forget = fs_op_forget,
+    .forget_multi = fs_op_forget_multi,
+    .getattr = fs_op_getattr,
+    .setattr = fs_op_setattr,
+    .mknod = fs_op_mknod,
+    .mkdir = fs_op_mkdir,
+    .unlink = fs_op_unlink,
+    .rmdir = fs_op_rmdir,
+    .rename = fs_op_rename,
+    .open = fs_op_open,
+    .read = fs_op_read,
+    .write = fs_op_write,
+    .flush = fs_op_flush,
+    .release = fs_op_release,
+    .fsync = fs_op_fsync,
+    .opendir = fs_op_opendir,
+    .readdir = fs_op_readdir,
+    .readdirplus = fs_op_readdirplus,
+    .releasedir = fs_op_releasedir,
+    .statfs = fs_op_statfs,
+    .setxattr = fs_op_setxattr,
+    .getxattr = fs_op_getxattr,
+    .listxattr = fs_op_listxattr,
+    .removexattr = fs_op_removexattr,
+    .create = fs_op_create,
+};
+
+const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)
+{
+	return &ops;
+}
+
+int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	size_t plen = cfg->prefix ? strlen(cfg->prefix) : 0;
+	int rc;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->e = e;
+	fs->cfg = *cfg;
+	fs->notify_efd = -1;
+	fs->prefix = malloc(plen + 2);
+	if (!fs->prefix) {
+		free(fs);
+		return -ENOMEM;
+	}
+	if (plen)
+		memcpy(fs->prefix, cfg->prefix, plen);
+	if (plen && fs->prefix[plen - 1] != '/')
+		fs->prefix[plen++] = '/';
+	fs->prefix[plen] = '\0';
+	fs->prefix_len = plen;
+	fs->cfg.prefix = fs->prefix;
+	clock_gettime(CLOCK_REALTIME, &fs->start_time);
+	rc = fs_itab_init(fs);
+	if (rc < 0) {
+		fs_free(fs);
+		return rc;
+	}
+	*out = fs;
+	return 0;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_stop_notifier(fs);
+	if (fs->by_ino)
+		fs_commit_all(fs);
+	fs_itab_free(fs);
+	free(fs->prefix);
+	free(fs);
+}

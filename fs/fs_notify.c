@@ -1,0 +1,183 @@
+/*
+ * fs_notify.c — keeping the kernel's caches honest.
+ *
+ * The kernel caches names, attributes and pages of this mount.  Changes
+ * made through the mount are known to it; changes made by any other path
+ * (a lease expiring and deleting its keys, another client of a shared
+ * engine, a control file) are not.  So the fs watches the mount's prefix in
+ * the engine and, for every event, invalidates the key's inode (attributes
+ * and pages) and its name in its parent directory, if the kernel knows
+ * them.  Events of this mount's own commits are invalidated too: skipping
+ * them would need proof that no other change of the same key slipped in
+ * between, and an extra invalidation only costs a lookup.
+ *
+ * The engine's notify callback runs under engine locks, so it only writes
+ * to an eventfd; a dedicated thread, holding no lock any FUSE operation
+ * needs, reads the events and calls fuse_lowlevel_notify_inval_*.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define FS_NOTIFY_BATCH 256
+
+static void on_watch(void *arg)
+{
+	struct fs *fs = arg;
+	uint64_t one = 1;
+
+	/* Non-blocking: a full counter still wakes the reader. */
+	if (write(fs->notify_efd, &one, sizeof(one)) < 0) {
+		/* nothing to do: the reader is awake anyway */
+	}
+}
+
+static int open_watch(struct fs *fs)
+{
+	const char *key = fs->prefix;
+	size_t key_len = fs->prefix_len;
+	char *end = malloc(fs->prefix_len + 1);
+	size_t end_len;
+	int rc;
+
+	if (!end)
+		return -ENOMEM;
+	if (key_len == 0) {
+		key = "\0";
+		key_len = 1;
+		end[0] = '\0';
+		end_len = 1;
+	} else {
+		end_len = eng_prefix_end(fs->prefix, fs->prefix_len, end);
+	}
+	rc = eng_watch_open(fs->e, key, key_len, end, end_len, 0, on_watch, fs,
+	                    &fs->watch);
+	free(end);
+	return rc < 0 ? -fs_errno(rc) : 0;
+}
+
+static void invalidate(struct fs *fs, const struct eng_kv *kv)
+{
+	char name[FS_NAME_MAX + 1];
+	fuse_ino_t ino, parent;
+	size_t pl, sl;
+	bool dir = kv->key_len > 0 && kv->key[kv->key_len - 1] == '/';
+	int n;
+
+	if (kv->key_len < fs->prefix_len ||
+	    memcmp(kv->key, fs->prefix, fs->prefix_len) != 0)
+		return;
+	if (!dir) {
+		ino = fs_inode_ino_of(fs, FS_I_FILE, kv->key, kv->key_len);
+		if (ino)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	}
+	if (kv->key_len == fs->prefix_len)
+		return; /* the root's own marker */
+	pl = fs_key_parent_len(kv->key, kv->key_len, fs->prefix_len);
+	parent = pl == fs->prefix_len
+	             ? FUSE_ROOT_ID
+	             : fs_inode_ino_of(fs, FS_I_DIR, kv->key, pl);
+	if (!parent)
+		return;
+	sl = kv->key_len - pl - (dir ? 1 : 0);
+	n = fs_name_encode(kv->key + pl, sl, true, name);
+	if (n > 0)
+		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+		                                 (size_t)n);
+}
+
+static void *notify_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	while (!fs->notify_stop) {
+		struct pollfd pfd = {.fd = fs->notify_efd, .events = POLLIN};
+		uint64_t cnt;
+		struct eng_event *evs;
+		int n;
+
+		if (poll(&pfd, 1, 1000) > 0 &&
+		    read(fs->notify_efd, &cnt, sizeof(cnt)) < 0 &&
+		    errno != EAGAIN)
+			break;
+		if (fs->notify_stop)
+			break;
+		while ((n = eng_watch_read(fs->watch, &evs, FS_NOTIFY_BATCH)) >
+		       0) {
+			bool reopen = false;
+
+			for (int i = 0; i < n; i++) {
+				if (evs[i].type == ENG_EV_PUT ||
+				    evs[i].type == ENG_EV_DELETE)
+					invalidate(fs, &evs[i].kv);
+				else if (evs[i].type == ENG_EV_COMPACTED)
+					reopen = true;
+			}
+			if (reopen) {
+				/* Fell behind a compaction: start afresh;
+				 * attribute timeouts bound what was missed. */
+				fs_logf(ENG_LOG_WARN,
+				        "notifier: watch compacted, reopened");
+				eng_watch_close(fs->watch);
+				fs->watch = NULL;
+				if (open_watch(fs) < 0)
+					return NULL;
+			}
+		}
+		if (n < 0) {
+			if (n != ENG_E_CLOSED)
+				fs_logf(ENG_LOG_ERR, "notifier: watch: %s",
+				        eng_strerror(n));
+			break;
+		}
+	}
+	return NULL;
+}
+
+int fs_start_notifier(struct fs *fs, struct fuse_session *se)
+{
+	int rc;
+
+	fs->se = se;
+	fs->notify_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fs->notify_efd < 0)
+		return -errno;
+	rc = open_watch(fs);
+	if (rc < 0)
+		goto fail;
+	rc = -pthread_create(&fs->notify_thread, NULL, notify_main, fs);
+	if (rc < 0)
+		goto fail;
+	fs->notify_running = true;
+	return 0;
+fail:
+	eng_watch_close(fs->watch);
+	fs->watch = NULL;
+	close(fs->notify_efd);
+	fs->notify_efd = -1;
+	return rc;
+}
+
+void fs_stop_notifier(struct fs *fs)
+{
+	uint64_t one = 1;
+
+	if (!fs->notify_running)
+		return;
+	fs->notify_stop = 1;
+	if (write(fs->notify_efd, &one, sizeof(one)) < 0) {
+		/* the thread also wakes up every second */
+	}
+	pthread_join(fs->notify_thread, NULL);
+	fs->notify_running = false;
+	eng_watch_close(fs->watch);
+	fs->watch = NULL;
+	close(fs->notify_efd);
+	fs->notify_efd = -1;
+}
