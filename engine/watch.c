@@ -43,8 +43,9 @@
 
 #define WATCH_BATCH 4096 /* events the dispatcher fans out per batch */
 #define WATCH_CHUNK 512  /* events copied out of the window per lock hold */
-#define WATCH_SCAN  4096 /* window events a catching-up reader scans per hold  \
-	                  */
+#define WATCH_SCAN                                                             \
+	4096 /* window events a catching-up reader scans per hold              \
+	      */
 #define PROGRESS_MIN_MS     100
 #define PROGRESS_DEFAULT_MS 5000
 #define QUEUE_KEEP          64 /* an empty queue keeps an array at most this big */
@@ -1369,12 +1370,17 @@ static int out_marker(struct watcher *w, enum eng_event_type type,
 }
 
 /* The progress marker: everything <= disp_rev was queued, and the queue is
- * empty.  Under w->lock, live. */
+ * empty; revisions below the start are not the watch's business, so a
+ * watch opened at the next revision gets start - 1 even if the dispatcher
+ * is a little behind.  Under w->lock, live. */
 static int out_progress(struct watcher *w)
 {
 	eng_rev_t r = atomic_load(&w->h->disp_rev);
-	int rc = out_marker(w, ENG_EV_PROGRESS, r);
+	int rc;
 
+	if (r < w->start - 1)
+		r = w->start - 1;
+	rc = out_marker(w, ENG_EV_PROGRESS, r);
 	if (rc < 0)
 		return rc;
 	if (r + 1 > atomic_load(&w->next_rev))

@@ -1,0 +1,965 @@
+/*
+ * test_watch.c — the watch hub through the real engine (eng_open in a
+ * mktemp -d directory): watches from past, current and future revisions,
+ * from the compaction revision and below it, prefix/key/range filtering,
+ * revisions never split, ordering and no gaps under 4 writers x 10,000 puts
+ * with 50 watchers (each checked against the store's history), a slow
+ * watcher that overflows and catches up exactly once, progress markers'
+ * timing and meaning, close with a notify in flight, and shutdown.
+ *
+ * Every expected sequence is computed from eng_history() of the keys the
+ * test wrote, never hard-coded.
+ */
+#include "tests/unit/engine_helpers.h"
+#include "engine/watch_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* ----------------------------------------------------------- helpers */
+
+struct rec {
+	enum eng_event_type type;
+	char key[48];
+	eng_rev_t mod, create;
+	int64_t ver;
+};
+
+/* What one watcher received. */
+struct coll {
+	struct rec *r;
+	size_t n, cap;
+	int nprog;
+	eng_rev_t last_prog;
+	eng_rev_t compacted; /* COMPACTED's revision, 0 if none */
+	size_t max_batch;    /* largest batch seen */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void coll_add(struct coll *c, const struct eng_event *ev)
+{
+	struct rec *r;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 256;
+		c->r = realloc(c->r, c->cap * sizeof(*c->r));
+		assert_non_null(c->r);
+	}
+	r = &c->r[c->n++];
+	memset(r, 0, sizeof(*r));
+	r->type = ev->type;
+	assert_true(ev->kv.key_len < sizeof(r->key));
+	memcpy(r->key, ev->kv.key, ev->kv.key_len);
+	r->mod = ev->kv.mod_rev;
+	r->create = ev->kv.create_rev;
+	r->ver = ev->kv.version;
+}
+
+/*
+ * One read: record events, check that a marker R comes only after every
+ * event <= R and that events after it are > R.  Returns the number read.
+ */
+static int coll_read(eng_watch *w, struct coll *c, size_t max)
+{
+	struct eng_event *evs;
+	int n = eng_watch_read(w, &evs, max);
+
+	assert_true(n >= 0);
+	if ((size_t)n > c->max_batch)
+		c->max_batch = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		const struct eng_event *ev = &evs[i];
+
+		if (ev->type == ENG_EV_PROGRESS) {
+			assert_true(ev->kv.mod_rev >= c->last_prog);
+			if (c->n)
+				assert_true(ev->kv.mod_rev >=
+				            c->r[c->n - 1].mod);
+			c->nprog++;
+			c->last_prog = ev->kv.mod_rev;
+			continue;
+		}
+		if (ev->type == ENG_EV_COMPACTED) {
+			c->compacted = ev->kv.mod_rev;
+			continue;
+		}
+		assert_true(ev->kv.mod_rev > c->last_prog);
+		if (c->n)
+			assert_true(ev->kv.mod_rev >= c->r[c->n - 1].mod);
+		coll_add(c, ev);
+	}
+	return n;
+}
+
+/* Read until nothing is ready. */
+static void coll_drain(eng_watch *w, struct coll *c, size_t max)
+{
+	while (coll_read(w, c, max) > 0)
+		;
+}
+
+/* Read until a progress marker >= rev arrives (or time runs out). */
+static void coll_until(eng_watch *w, struct coll *c, size_t max, eng_rev_t rev)
+{
+	int64_t end = now_ms() + 20000;
+
+	while (c->last_prog < rev && !c->compacted) {
+		if (coll_read(w, c, max) == 0) {
+			assert_true(now_ms() < end);
+			usleep(2000);
+		}
+	}
+}
+
+static void coll_free(struct coll *c)
+{
+	free(c->r);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The etcd range convention, for the oracle. */
+static bool in_range(const char *k, const char *key, size_t key_len,
+                     const char *end, size_t end_len)
+{
+	size_t kl = strlen(k);
+	int c;
+
+	if (!end_len)
+		return kl == key_len && !memcmp(k, key, kl);
+	c = memcmp(k, key, kl < key_len ? kl : key_len);
+	if (c < 0 || (c == 0 && kl < key_len))
+		return false;
+	if (end_len == 1 && end[0] == '\0')
+		return true;
+	c = memcmp(k, end, kl < end_len ? kl : end_len);
+	return c < 0 || (c == 0 && kl < end_len);
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	if (x->mod != y->mod)
+		return x->mod < y->mod ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* Every retained version of the given keys in [key, end) with revision in
+ * [from, to], in revision order (ties by key): what a watch must give. */
+static void oracle(eng *e, char **keys, size_t nkeys, const char *key,
+                   size_t key_len, const char *end, size_t end_len,
+                   eng_rev_t from, eng_rev_t to, struct coll *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < nkeys; i++) {
+		struct eng_range_res res;
+
+		if (!in_range(keys[i], key, key_len, end, end_len))
+			continue;
+		assert_int_equal(
+		    eng_history(e, keys[i], strlen(keys[i]), 0, 0, &res), 0);
+		for (size_t j = 0; j < res.n; j++) {
+			struct eng_event ev = {
+			    .type =
+			        res.kvs[j].deleted ? ENG_EV_DELETE : ENG_EV_PUT,
+			    .kv = res.kvs[j],
+			};
+
+			if (ev.kv.mod_rev >= from && ev.kv.mod_rev <= to)
+				coll_add(out, &ev);
+		}
+		eng_range_res_release(&res);
+	}
+	if (out->n)
+		qsort(out->r, out->n, sizeof(*out->r), rec_cmp);
+}
+
+/* got must equal want exactly (same order within a revision up to keys). */
+static void coll_check(struct coll *got, const struct coll *want)
+{
+	if (got->n != want->n)
+		fprintf(stderr, "got %zu events, want %zu\n", got->n, want->n);
+	assert_int_equal(got->n, want->n);
+	if (got->n) /* order within a revision is by key, as the oracle's */
+		qsort(got->r, got->n, sizeof(*got->r), rec_cmp);
+	for (size_t i = 0; i < got->n; i++) {
+		assert_int_equal(got->r[i].type, want->r[i].type);
+		assert_string_equal(got->r[i].key, want->r[i].key);
+		assert_int_equal(got->r[i].mod, want->r[i].mod);
+		assert_int_equal(got->r[i].create, want->r[i].create);
+		assert_int_equal(got->r[i].ver, want->r[i].ver);
+	}
+}
+
+/* A set of distinct key names the test wrote. */
+struct keyset {
+	char **k;
+	size_t n, cap;
+};
+
+static void keyset_add(struct keyset *s, const char *k)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->k[i], k))
+			return;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->k = realloc(s->k, s->cap * sizeof(*s->k));
+		assert_non_null(s->k);
+	}
+	s->k[s->n++] = strdup(k);
+}
+
+static void keyset_free(struct keyset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->k[i]);
+	free(s->k);
+	memset(s, 0, sizeof(*s));
+}
+
+static eng *open_fast(const char *dir, int progress_ms)
+{
+	struct eng_options o;
+
+	eng_options_init(&o);
+	o.sync = ENG_SYNC_NONE; /* the tests are about watches, not fsync */
+	o.progress_interval_ms = progress_ms;
+	return th_open(dir, &o);
+}
+
+static eng_watch *wopen(eng *e, const char *key, const char *end,
+                        eng_rev_t start)
+{
+	eng_watch *w = NULL;
+	size_t el = end ? (end[0] ? strlen(end) : 1) : 0;
+
+	assert_int_equal(eng_watch_open(e, key, key[0] ? strlen(key) : 1, end,
+	                                el, start, NULL, NULL, &w),
+	                 0);
+	return w;
+}
+
+static eng_watch *wopen_prefix(eng *e, const char *pfx, eng_rev_t start)
+{
+	char end[64];
+	size_t el = eng_prefix_end(pfx, strlen(pfx), end);
+	eng_watch *w = NULL;
+
+	assert_int_equal(
+	    eng_watch_open(e, pfx, strlen(pfx), end, el, start, NULL, NULL, &w),
+	    0);
+	return w;
+}
+
+/* ------------------------------------------------------------- tests */
+
+/* Past, current and future starts on a prefix; create/mod/version. */
+static void test_watch_starts(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	struct keyset ks = {0};
+	eng_watch *past, *now, *fut, *from1;
+	struct coll cp = {0}, cn = {0}, cf = {0}, c1 = {0}, want;
+	eng_rev_t mid, cur, fstart;
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		snprintf(k, sizeof(k), "a/%d", i % 4);
+		keyset_add(&ks, k);
+		th_put(e, k, "x");
+		th_put(e, "b/other", "y");
+	}
+	keyset_add(&ks, "b/other");
+	th_del(e, "a/1", NULL, 1);
+	mid = th_put(e, "a/2", "again") - 5;
+	cur = eng_current_rev(e);
+	past = wopen_prefix(e, "a/", mid);
+	from1 = wopen_prefix(e, "a/", 1);
+	now = wopen_prefix(e, "a/", 0);
+	fstart = cur + 6;
+	fut = wopen_prefix(e, "a/", fstart);
+	assert_int_equal(eng_watch_next_rev(now), cur + 1);
+
+	/* history is replayed, then a marker at the current revision */
+	coll_until(past, &cp, 7, cur);
+	coll_until(from1, &c1, 1000, cur);
+	coll_until(now, &cn, 7, cur);
+	assert_int_equal(cn.n, 0);
+	assert_int_equal(cn.last_prog, cur);
+	assert_int_equal(cp.last_prog, cur);
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "a/%d", 10 + i);
+		keyset_add(&ks, k);
+		th_put(e, k, "later");
+	}
+	th_put(e, "b/other", "z");
+	cur = eng_current_rev(e);
+	coll_until(past, &cp, 7, cur);
+	coll_until(from1, &c1, 1000, cur);
+	coll_until(now, &cn, 7, cur);
+	coll_until(fut, &cf, 7, cur);
+
+	oracle(e, ks.k, ks.n, "a/", 2, "a0", 2, mid, cur, &want);
+	coll_check(&cp, &want);
+	coll_free(&want);
+	oracle(e, ks.k, ks.n, "a/", 2, "a0", 2, 1, cur, &want);
+	coll_check(&c1, &want);
+	coll_free(&want);
+	oracle(e, ks.k, ks.n, "a/", 2, "a0", 2, cur - 10, cur, &want);
+	assert_int_equal(want.n, 10);
+	coll_check(&cn, &want);
+	coll_free(&want);
+	oracle(e, ks.k, ks.n, "a/", 2, "a0", 2, fstart, cur, &want);
+	coll_check(&cf, &want);
+	assert_true(cf.n > 0 && cf.r[0].mod == fstart);
+	coll_free(&want);
+	assert_int_equal(eng_watch_next_rev(past), cur + 1);
+
+	eng_watch_close(past);
+	eng_watch_close(from1);
+	eng_watch_close(now);
+	eng_watch_close(fut);
+	coll_free(&cp);
+	coll_free(&c1);
+	coll_free(&cn);
+	coll_free(&cf);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Below the compaction revision: COMPACTED carrying it; at it: works. */
+static void test_watch_compacted(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	struct keyset ks = {0};
+	struct coll c = {0}, want;
+	eng_watch *w;
+	eng_rev_t crev, cur;
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 30; i++) {
+		snprintf(k, sizeof(k), "k/%d", i % 5);
+		keyset_add(&ks, k);
+		th_put(e, k, "v");
+	}
+	crev = 20;
+	assert_int_equal(eng_compact(e, crev, true), 0);
+	cur = eng_current_rev(e);
+
+	w = wopen_prefix(e, "k/", crev - 1);
+	coll_until(w, &c, 10, cur);
+	assert_int_equal(c.compacted, crev);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(c.nprog, 0);
+	th_put(e, "k/0", "after"); /* nothing more comes after COMPACTED */
+	usleep(50000);
+	coll_drain(w, &c, 10);
+	assert_int_equal(c.n, 0);
+	eng_watch_close(w);
+	coll_free(&c);
+
+	w = wopen_prefix(e, "k/", crev);
+	cur = eng_current_rev(e);
+	coll_until(w, &c, 10, cur);
+	assert_int_equal(c.compacted, 0);
+	oracle(e, ks.k, ks.n, "k/", 2, "k0", 2, crev, cur, &want);
+	assert_true(want.n > 0 && want.r[0].mod == crev);
+	coll_check(&c, &want);
+	coll_free(&want);
+	eng_watch_close(w);
+	coll_free(&c);
+
+	/* a watch below the compaction revision of a single key, too */
+	w = wopen(e, "k/1", NULL, 1);
+	coll_until(w, &c, 10, cur);
+	assert_int_equal(c.compacted, crev);
+	eng_watch_close(w);
+	coll_free(&c);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Prefix, single key, [a, b) range and "every key >= k" filtering, with
+ * 1,000 prefix watchers sharing the index. */
+static void test_watch_filter(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	struct keyset ks = {0};
+	enum { NP = 1000 };
+	eng_watch **pw = calloc(NP, sizeof(*pw));
+	struct coll *pc = calloc(NP, sizeof(*pc));
+	eng_watch *wkey, *wrange, *wall, *wge;
+	struct coll ck = {0}, cr = {0}, ca = {0}, cg = {0}, want;
+	eng_rev_t start = eng_current_rev(e) + 1, cur;
+	char k[48], p[48];
+
+	(void)state;
+	assert_non_null(pw);
+	assert_non_null(pc);
+	for (int i = 0; i < NP; i++) {
+		snprintf(p, sizeof(p), "ns/%d/", i);
+		pw[i] = wopen_prefix(e, p, 0);
+	}
+	wkey = wopen(e, "ns/7/x", NULL, 0);
+	wrange = wopen(e, "ns/3", "ns/5", 0);
+	wall = wopen(e, "", "", 0); /* key "\0", end "\0": everything */
+	wge = wopen(e, "ns/9", "", 0);
+	for (int i = 0; i < 600; i++) {
+		/* ns/1/ is a prefix of ns/1x/: make sure it does not leak */
+		snprintf(k, sizeof(k), "ns/%d%s/%c", (i * 7) % 40,
+		         i % 3 ? "" : "x", 'a' + i % 3);
+		if (i % 50 == 0)
+			snprintf(k, sizeof(k), "ns/7/x");
+		keyset_add(&ks, k);
+		th_put(e, k, "v");
+		if (i % 11 == 0)
+			th_del(e, k, NULL, 1);
+	}
+	cur = eng_current_rev(e);
+	for (int i = 0; i < NP; i++) {
+		snprintf(p, sizeof(p), "ns/%d/", i);
+		coll_until(pw[i], &pc[i], 64, cur);
+		if (i < 50) {
+			char end[48];
+			size_t el = eng_prefix_end(p, strlen(p), end);
+
+			oracle(e, ks.k, ks.n, p, strlen(p), end, el, start, cur,
+			       &want);
+			coll_check(&pc[i], &want);
+			coll_free(&want);
+		} else {
+			assert_int_equal(pc[i].n, 0);
+		}
+		eng_watch_close(pw[i]);
+		coll_free(&pc[i]);
+	}
+	coll_until(wkey, &ck, 64, cur);
+	oracle(e, ks.k, ks.n, "ns/7/x", 6, NULL, 0, start, cur, &want);
+	assert_true(want.n >= 12);
+	coll_check(&ck, &want);
+	coll_free(&want);
+	coll_until(wrange, &cr, 64, cur);
+	oracle(e, ks.k, ks.n, "ns/3", 4, "ns/5", 4, start, cur, &want);
+	coll_check(&cr, &want);
+	coll_free(&want);
+	coll_until(wall, &ca, 64, cur);
+	oracle(e, ks.k, ks.n, "\0", 1, "\0", 1, start, cur, &want);
+	coll_check(&ca, &want);
+	coll_free(&want);
+	coll_until(wge, &cg, 64, cur);
+	oracle(e, ks.k, ks.n, "ns/9", 4, "\0", 1, start, cur, &want);
+	coll_check(&cg, &want);
+	coll_free(&want);
+
+	eng_watch_close(wkey);
+	eng_watch_close(wrange);
+	eng_watch_close(wall);
+	eng_watch_close(wge);
+	coll_free(&ck);
+	coll_free(&cr);
+	coll_free(&ca);
+	coll_free(&cg);
+	free(pw);
+	free(pc);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Multi-key transactions: a batch never splits a revision unless that
+ * revision alone exceeds max. */
+static void test_watch_no_split(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 5000);
+	struct eng_op ops[5];
+	struct eng_txn txn = {.success = ops, .nsuccess = 5};
+	struct eng_txn_res res;
+	char keys[5][16];
+	eng_watch *w = wopen_prefix(e, "t/", 0);
+	eng_watch *w2 = wopen_prefix(e, "t/", 0);
+	struct eng_event *evs;
+	eng_rev_t cur;
+	int n;
+
+	(void)state;
+	memset(ops, 0, sizeof(ops));
+	for (int i = 0; i < 5; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "t/%d", i);
+		ops[i].type = ENG_OP_PUT;
+		ops[i].key = keys[i];
+		ops[i].key_len = strlen(keys[i]);
+		ops[i].value = "v";
+		ops[i].value_len = 1;
+	}
+	/* drain the opening markers */
+	assert_int_equal(eng_watch_read(w, &evs, 8), 1);
+	assert_int_equal(evs[0].type, ENG_EV_PROGRESS);
+	assert_int_equal(eng_watch_read(w2, &evs, 8), 1);
+	for (int r = 0; r < 3; r++) {
+		assert_int_equal(eng_txn(e, &txn, &res), 0);
+		eng_txn_res_release(&res);
+	}
+	cur = eng_current_rev(e);
+	usleep(100000);
+	/* max 7: whole revisions of 5 only, one per read */
+	for (int r = 0; r < 3; r++) {
+		n = eng_watch_read(w, &evs, 7);
+		assert_int_equal(n, 5);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(evs[i].kv.mod_rev, cur - 2 + r);
+		assert_int_equal(eng_watch_next_rev(w), cur - 1 + r);
+	}
+	/* max 3: one revision alone exceeds it, so it is split 3 + 2 */
+	n = eng_watch_read(w2, &evs, 3);
+	assert_int_equal(n, 3);
+	assert_int_equal(evs[2].kv.mod_rev, cur - 2);
+	assert_int_equal(eng_watch_next_rev(w2), cur - 2);
+	n = eng_watch_read(w2, &evs, 3);
+	assert_int_equal(n, 2);
+	assert_int_equal(evs[1].kv.mod_rev, cur - 2);
+	assert_int_equal(eng_watch_next_rev(w2), cur - 1);
+	eng_watch_close(w);
+	eng_watch_close(w2);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* ------------------------------------------- 4 writers x 10,000, 50 watchers
+ */
+
+#define NWRITERS 4
+#define NPUTS    10000
+#define NWATCH   50
+
+struct wctx {
+	eng *e;
+	int id;
+};
+
+static atomic_int writers_done;
+
+static void *writer(void *arg)
+{
+	struct wctx *c = arg;
+	char k[32];
+
+	for (int i = 0; i < NPUTS; i++) {
+		snprintf(k, sizeof(k), "w/%d/%d", c->id, i % 50);
+		if (i % 10 == 9)
+			assert_int_equal(
+			    eng_delete(c->e, k, strlen(k), NULL, 0, NULL, NULL),
+			    0);
+		else
+			th_put(c->e, k, "value");
+	}
+	atomic_fetch_add(&writers_done, 1);
+	return NULL;
+}
+
+struct wspec {
+	const char *key, *end; /* end NULL: prefix of key */
+	eng_rev_t start;       /* 0: now; -1: opened mid-run */
+	bool slow;
+};
+
+static void test_watch_concurrent(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 200);
+	struct keyset ks = {0};
+	pthread_t th[NWRITERS];
+	struct wctx wc[NWRITERS];
+	eng_watch *w[NWATCH];
+	struct coll c[NWATCH];
+	struct wspec spec[NWATCH];
+	char ends[NWATCH][32], k[32];
+	size_t endl[NWATCH];
+	eng_rev_t starts[NWATCH], cur;
+	int64_t t0;
+	bool opened[NWATCH];
+	int round = 0;
+
+	(void)state;
+	memset(c, 0, sizeof(c));
+	memset(opened, 0, sizeof(opened));
+	for (int t = 0; t < NWRITERS; t++)
+		for (int i = 0; i < 50; i++) {
+			snprintf(k, sizeof(k), "w/%d/%d", t, i);
+			keyset_add(&ks, k);
+		}
+	/* some history before the watchers */
+	for (int i = 0; i < 200; i++)
+		th_put(e, ks.k[i % ks.n], "pre");
+	for (int i = 0; i < NWATCH; i++) {
+		static const char *pfx[] = {"w/0/", "w/1/", "w/2/",
+		                            "w/3/", "w/",   "w/1/1"};
+		spec[i].key = pfx[i % 6];
+		spec[i].end = NULL;
+		spec[i].start = i % 3 == 0 ? 0 : i % 3 == 1 ? 1 + i : -1;
+		spec[i].slow = i % 7 == 3;
+		if (i % 10 == 9) {
+			spec[i].key = "w/1/";
+			spec[i].end = "w/3/";
+		}
+		if (i == 49) {
+			spec[i].key = "\0";
+			spec[i].end = "";
+		}
+		if (spec[i].end) {
+			snprintf(ends[i], sizeof(ends[i]), "%s", spec[i].end);
+			endl[i] = spec[i].end[0] ? strlen(spec[i].end) : 1;
+		} else {
+			endl[i] = eng_prefix_end(spec[i].key,
+			                         strlen(spec[i].key), ends[i]);
+		}
+	}
+	for (int i = 0; i < NWATCH; i++) {
+		if (spec[i].start < 0)
+			continue;
+		assert_int_equal(
+		    eng_watch_open(e, spec[i].key,
+		                   spec[i].key[0] ? strlen(spec[i].key) : 1,
+		                   ends[i], endl[i], spec[i].start, NULL, NULL,
+		                   &w[i]),
+		    0);
+		starts[i] = eng_watch_next_rev(w[i]);
+		opened[i] = true;
+	}
+	t0 = now_ms();
+	atomic_store(&writers_done, 0);
+	for (int t = 0; t < NWRITERS; t++) {
+		wc[t].e = e;
+		wc[t].id = t;
+		assert_int_equal(pthread_create(&th[t], NULL, writer, &wc[t]),
+		                 0);
+	}
+	/* read while the writers run; open the rest mid-run */
+	while (atomic_load(&writers_done) < NWRITERS) {
+		for (int i = 0; i < NWATCH; i++) {
+			if (!opened[i] && eng_current_rev(e) > 10000) {
+				assert_int_equal(
+				    eng_watch_open(
+				        e, spec[i].key,
+				        spec[i].key[0] ? strlen(spec[i].key)
+				                       : 1,
+				        ends[i], endl[i], 0, NULL, NULL, &w[i]),
+				    0);
+				starts[i] = eng_watch_next_rev(w[i]);
+				opened[i] = true;
+			}
+			if (opened[i] && (!spec[i].slow || round % 100 == 0))
+				coll_drain(w[i], &c[i], 100);
+		}
+		round++;
+		usleep(1000);
+	}
+	for (int t = 0; t < NWRITERS; t++)
+		pthread_join(th[t], NULL);
+	cur = eng_current_rev(e);
+	fprintf(stderr, "# %d puts in %lld ms\n", NWRITERS * NPUTS,
+	        (long long)(now_ms() - t0));
+	for (int i = 0; i < NWATCH; i++) {
+		struct coll want;
+		size_t kl = spec[i].key[0] ? strlen(spec[i].key) : 1;
+
+		coll_until(w[i], &c[i], 100, cur);
+		oracle(e, ks.k, ks.n, spec[i].key, kl, ends[i], endl[i],
+		       starts[i], cur, &want);
+		coll_check(&c[i], &want);
+		assert_int_equal(eng_watch_next_rev(w[i]), cur + 1);
+		coll_free(&want);
+		coll_free(&c[i]);
+		eng_watch_close(w[i]);
+	}
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* ------------------------------------------------------ slow consumers */
+
+static void test_watch_slow_consumer(void **state)
+{
+	struct watch_limits lim = {
+	    .window_events = 64,
+	    .window_bytes = 1 << 20,
+	    .queue_events = 8,
+	    .queue_bytes = 1 << 16,
+	};
+	char *dir = th_tmpdir();
+	eng *e;
+	struct keyset ks = {0};
+	eng_watch *slow, *fast, *replay;
+	struct coll cs = {0}, cf = {0}, cr = {0}, want;
+	eng_rev_t start, cur;
+	char k[32];
+
+	(void)state;
+	watch_set_test_limits(&lim);
+	e = open_fast(dir, 100);
+	watch_set_test_limits(NULL);
+	th_put(e, "s/0", "first");
+	keyset_add(&ks, "s/0");
+	start = eng_current_rev(e) + 1;
+	slow = wopen_prefix(e, "s/", 0);
+	fast = wopen_prefix(e, "s/", 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(k, sizeof(k), "s/%d", i % 37);
+		keyset_add(&ks, k);
+		th_put(e, k, "v");
+		if (i % 5 == 0)
+			coll_drain(fast, &cf, 5);
+	}
+	cur = eng_current_rev(e);
+	/* the slow one was not read at all: it overflowed long ago, and the
+	 * window (64 events) no longer has its position */
+	coll_until(slow, &cs, 5, cur);
+	coll_until(fast, &cf, 5, cur);
+	oracle(e, ks.k, ks.n, "s/", 2, "s0", 2, start, cur, &want);
+	assert_int_equal(want.n, 2000);
+	coll_check(&cs, &want);
+	coll_check(&cf, &want);
+	coll_free(&want);
+
+	/* a catching-up watcher whose position is compacted meanwhile */
+	replay = wopen_prefix(e, "s/", 2);
+	assert_true(coll_read(replay, &cr, 5) > 0);
+	assert_int_equal(cr.r[0].mod, 2);
+	assert_int_equal(eng_compact(e, 1000, false), 0);
+	coll_until(replay, &cr, 5, cur);
+	assert_int_equal(cr.compacted, 1000);
+	assert_true(cr.n <= lim.queue_events + 5);
+
+	eng_watch_close(slow);
+	eng_watch_close(fast);
+	eng_watch_close(replay);
+	coll_free(&cs);
+	coll_free(&cf);
+	coll_free(&cr);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* -------------------------------------------------------------- progress */
+
+static atomic_int notified;
+
+static void count_notify(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&notified, 1);
+}
+
+/* Read one batch; return the index of a PROGRESS in it or -1. */
+static int read_marker(eng_watch *w, struct eng_event **evs, int *n)
+{
+	*n = eng_watch_read(w, evs, 64);
+	assert_true(*n >= 0);
+	for (int i = 0; i < *n; i++)
+		if ((*evs)[i].type == ENG_EV_PROGRESS)
+			return i;
+	return -1;
+}
+
+static void test_watch_progress(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	struct keyset ks = {0};
+	struct eng_event *evs;
+	eng_watch *w, *h;
+	struct coll ch = {0}, want;
+	int64_t t0, last, gap_min = 1 << 30, gap_max = 0;
+	eng_rev_t cur;
+	int n, i, markers = 0;
+	char k[32];
+
+	(void)state;
+	for (i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "p/%d", i % 10);
+		keyset_add(&ks, k);
+		th_put(e, k, "v");
+	}
+	cur = eng_current_rev(e);
+
+	/* at once after open when there is nothing to replay, and notified */
+	atomic_store(&notified, 0);
+	assert_int_equal(
+	    eng_watch_open(e, "p/", 2, "p0", 2, 0, count_notify, NULL, &w), 0);
+	i = read_marker(w, &evs, &n);
+	t0 = now_ms();
+	assert_int_equal(n, 1);
+	assert_int_equal(i, 0);
+	assert_int_equal(evs[0].kv.mod_rev, cur);
+	while (!atomic_load(&notified) && now_ms() < t0 + 2000)
+		usleep(1000);
+	assert_true(atomic_load(&notified) >= 1);
+
+	/* then every interval while idle (counted from the last read) */
+	last = t0;
+	while (markers < 8) {
+		if (read_marker(w, &evs, &n) >= 0) {
+			int64_t t = now_ms(), gap = t - last;
+
+			assert_int_equal(evs[0].kv.mod_rev, cur);
+			gap_min = gap < gap_min ? gap : gap_min;
+			gap_max = gap > gap_max ? gap : gap_max;
+			last = t;
+			markers++;
+		}
+		assert_true(now_ms() < t0 + 10000);
+		usleep(2000);
+	}
+	fprintf(stderr, "# idle markers every %lld..%lld ms (interval 100)\n",
+	        (long long)gap_min, (long long)gap_max);
+	assert_true(gap_min >= 95);
+	assert_true(gap_max < 1000);
+
+	/* none while behind: events wait unread for 5 intervals */
+	for (i = 0; i < 5; i++)
+		th_put(e, "p/x", "behind");
+	usleep(500000);
+	i = read_marker(w, &evs, &n);
+	assert_int_equal(i, -1);
+	assert_int_equal(n, 5);
+	last = now_ms();
+	do {
+		usleep(2000);
+		i = read_marker(w, &evs, &n);
+	} while (i < 0 && now_ms() < last + 5000);
+	assert_int_equal(i, 0);
+	assert_true(now_ms() - last >= 95);
+	assert_int_equal(evs[0].kv.mod_rev, eng_current_rev(e));
+	eng_watch_close(w);
+
+	/* at once on catching up from history, and meaning all <= R */
+	cur = eng_current_rev(e);
+	h = wopen_prefix(e, "p/", 1);
+	while (!ch.nprog)
+		assert_true(coll_read(h, &ch, 16) > 0);
+	assert_int_equal(ch.last_prog, cur);
+	keyset_add(&ks, "p/x");
+	oracle(e, ks.k, ks.n, "p/", 2, "p0", 2, 1, ch.last_prog, &want);
+	coll_check(&ch, &want);
+	coll_free(&want);
+	eng_watch_close(h);
+	coll_free(&ch);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* ------------------------------------------------- close and shutdown */
+
+static atomic_int after_close;
+static atomic_bool closed_flag;
+
+static void strict_notify(void *arg)
+{
+	(void)arg;
+	if (atomic_load(&closed_flag))
+		atomic_fetch_add(&after_close, 1);
+	usleep(200); /* widen the window for a close in flight */
+}
+
+static void *busy_writer(void *arg)
+{
+	eng *e = arg;
+
+	for (int i = 0; i < 3000; i++)
+		th_put(e, "c/k", "v");
+	return NULL;
+}
+
+static void test_watch_close_notify(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	pthread_t th;
+	struct eng_event *evs;
+
+	(void)state;
+	assert_int_equal(pthread_create(&th, NULL, busy_writer, e), 0);
+	for (int r = 0; r < 30; r++) {
+		eng_watch *w;
+
+		atomic_store(&closed_flag, false);
+		assert_int_equal(eng_watch_open(e, "c/", 2, "c0", 2, 0,
+		                                strict_notify, NULL, &w),
+		                 0);
+		for (int i = 0; i < r % 5; i++) {
+			while (eng_watch_read(w, &evs, 4) > 0)
+				;
+			usleep(500);
+		}
+		eng_watch_close(w);
+		atomic_store(&closed_flag, true);
+		usleep(1000);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&after_close), 0);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* eng_close ends every watch with ENG_E_CLOSED (a watch still open then
+ * can only be read and closed). */
+static void test_watch_shutdown(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 5000);
+	struct eng_event *evs;
+	eng_watch *w, *old;
+
+	(void)state;
+	th_put(e, "d/1", "v");
+	assert_int_equal(
+	    eng_watch_open(e, "d/", 2, "d0", 2, 0, count_notify, NULL, &w), 0);
+	old = wopen_prefix(e, "d/", 1);
+	assert_int_equal(eng_watch_read(w, &evs, 4), 1);
+	usleep(20000);
+	atomic_store(&notified, 0);
+	eng_close(e);
+	assert_true(atomic_load(&notified) >= 1);
+	assert_int_equal(eng_watch_read(w, &evs, 4), ENG_E_CLOSED);
+	assert_int_equal(eng_watch_read(old, &evs, 4), ENG_E_CLOSED);
+	eng_watch_close(w);
+	eng_watch_close(old);
+	th_cleanup(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_watch_starts),
+	    cmocka_unit_test(test_watch_compacted),
+	    cmocka_unit_test(test_watch_filter),
+	    cmocka_unit_test(test_watch_no_split),
+	    cmocka_unit_test(test_watch_slow_consumer),
+	    cmocka_unit_test(test_watch_progress),
+	    cmocka_unit_test(test_watch_close_notify),
+	    cmocka_unit_test(test_watch_shutdown),
+	    cmocka_unit_test(test_watch_concurrent),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
