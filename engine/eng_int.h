@@ -92,14 +92,12 @@ void eng_logf(const struct eng_options *opt, enum eng_log_level level,
 
 /*
  * Result memory.  Every backend fills results the same way so that the
- * generic *_release() calls in engine.c can free them:
- *  - eng_range_res: kvs is malloc'd; priv_ is a struct eng_arena holding
- *    every key and value byte (or NULL).
- *  - eng_txn_res: res is malloc'd; each res[i].range follows the rule
- *    above; prev_kvs arrays are malloc'd, their bytes live in the txn's
- *    priv_ arena.
- *  - eng_lease_info: priv_ is one malloc'd block holding the keys array and
- *    the key bytes (keys points into it, or is NULL).
+ * generic *_release() calls in engine.c can free them: a result's priv_ is
+ * a struct eng_arena (or NULL) that owns ALL of its memory — arrays (kvs,
+ * res, prev_kvs, keys) and every key and value byte.  Release frees the
+ * arena (and, for eng_txn_res, each res[i].range.priv_ first, which may be
+ * NULL when the txn's arena holds that range's memory).  Nothing in a
+ * result is malloc'd on its own.
  */
 struct eng_arena;
 struct eng_arena *eng_arena_new(void);

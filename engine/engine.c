@@ -187,7 +187,6 @@ void eng_range_res_release(struct eng_range_res *res)
 {
 	if (!res)
 		return;
-	free(res->kvs);
 	eng_arena_free(res->priv_);
 	memset(res, 0, sizeof(*res));
 }
@@ -300,11 +299,8 @@ void eng_txn_res_release(struct eng_txn_res *res)
 {
 	if (!res)
 		return;
-	for (size_t i = 0; i < res->nres; i++) {
+	for (size_t i = 0; i < res->nres; i++)
 		eng_range_res_release(&res->res[i].range);
-		free(res->res[i].prev_kvs);
-	}
-	free(res->res);
 	eng_arena_free(res->priv_);
 	memset(res, 0, sizeof(*res));
 }
@@ -562,7 +558,7 @@ void eng_lease_info_release(struct eng_lease_info *info)
 {
 	if (!info)
 		return;
-	free(info->priv_);
+	eng_arena_free(info->priv_);
 	info->priv_ = NULL;
 	info->keys = NULL;
 	info->nkeys = 0;

@@ -180,13 +180,21 @@ out:
 static int add_prev(struct eng_op_res *o, struct eng_arena *a, const char *key,
                     size_t klen, const struct rec *r)
 {
-	struct eng_kv *kvs =
-	    realloc(o->prev_kvs, (o->nprev + 1) * sizeof(*kvs));
-	struct eng_kv *kv;
+	struct eng_kv *kvs, *kv;
 
-	if (!kvs)
-		return ENG_E_NOMEM;
-	o->prev_kvs = kvs;
+	/* In the arena, doubling at powers of two so the copies of a big
+	 * delete-range stay linear in total. */
+	if ((o->nprev & (o->nprev - 1)) == 0) {
+		size_t cap = o->nprev ? o->nprev * 2 : 1;
+
+		kvs = eng_arena_alloc(a, cap * sizeof(*kvs));
+		if (!kvs)
+			return ENG_E_NOMEM;
+		if (o->nprev)
+			memcpy(kvs, o->prev_kvs, o->nprev * sizeof(*kvs));
+		o->prev_kvs = kvs;
+	}
+	kvs = o->prev_kvs;
 	kv = &kvs[o->nprev];
 	memset(kv, 0, sizeof(*kv));
 	kv->key = eng_arena_dup(a, key, klen);
@@ -618,10 +626,14 @@ static int apply_txn(struct local *l, struct batch *b, struct commit_req *cr)
 	if (cr->rc)
 		return cr->rc;
 	res->priv_ = eng_arena_new();
-	if (n)
-		res->res = calloc(n, sizeof(*res->res));
-	if (!res->priv_ || (n && !res->res))
+	if (!res->priv_)
 		return ENG_E_NOMEM;
+	if (n) {
+		res->res = eng_arena_alloc(res->priv_, n * sizeof(*res->res));
+		if (!res->res)
+			return ENG_E_NOMEM;
+		memset(res->res, 0, n * sizeof(*res->res));
+	}
 	res->nres = n;
 	for (size_t i = 0; i < n; i++) {
 		const struct eng_op *o = &ops[i];

@@ -13,7 +13,7 @@
  * A key's older versions are deleted before its newest, so a reader at
  * >= C never sees an older version resurface.  When the pass is done Mphys
  * records C (a crash before that only repeats the idempotent pass) and
- * LevelDB compacts the `k` and `r` spaces so the files shrink.
+ * LevelDB compacts the store so the files shrink (see squeeze()).
  */
 #include "local_int.h"
 
@@ -22,12 +22,14 @@
 #include <string.h>
 #include <time.h>
 
-#define BATCH_OPS 1000
+#define BATCH_OPS        1000
+#define SQUEEZE_EVERY_NS (600 * 1000000000LL)
 
 struct cpass {
 	struct local *l;
 	leveldb_writebatch_t *wb;
 	size_t ops;
+	uint64_t total;
 };
 
 static int cp_flush(struct cpass *cp)
@@ -48,6 +50,7 @@ static int cp_flush(struct cpass *cp)
 static int cp_del(struct cpass *cp, const char *k, size_t n)
 {
 	leveldb_writebatch_delete(cp->wb, k, n);
+	cp->total++;
 	if (++cp->ops >= BATCH_OPS)
 		return cp_flush(cp);
 	return 0;
@@ -111,7 +114,7 @@ out:
 
 /* One pass over the log [from, to]; *stopped if close interrupted it. */
 static int compact_pass(struct local *l, int64_t from, int64_t to,
-                        bool *stopped)
+                        bool *stopped, uint64_t *deleted)
 {
 	struct cpass cp = {.l = l};
 	struct cbuf pos = {0};
@@ -119,6 +122,7 @@ static int compact_pass(struct local *l, int64_t from, int64_t to,
 	int rc = 0;
 
 	*stopped = false;
+	*deleted = 0;
 	cp.wb = leveldb_writebatch_create();
 	if (codec_log_key(&pos, from, 0)) {
 		rc = ENG_E_NOMEM;
@@ -186,8 +190,7 @@ static int compact_pass(struct local *l, int64_t from, int64_t to,
 			rc = local_ldb_err(l, err, "compaction mark");
 			goto out;
 		}
-		leveldb_compact_range(l->db, "k", 1, "l", 1);
-		leveldb_compact_range(l->db, "r", 1, "s", 1);
+		*deleted = cp.total;
 	}
 out:
 	leveldb_writebatch_destroy(cp.wb);
@@ -195,9 +198,36 @@ out:
 	return rc;
 }
 
-static void after_compaction(struct local *l)
+/*
+ * Make LevelDB drop what the pass deleted, so the files shrink.  Its
+ * manual compaction only rewrites levels above the deepest one that
+ * overlaps the range, so the range includes the meta records, which sit in
+ * the deepest level (local_open.c puts them there at creation).  That
+ * rewrites most of the store, so it runs only when someone waits for it,
+ * the NOSPACE alarm is on, or SQUEEZE_EVERY_NS passed since the last one;
+ * otherwise LevelDB's own compactions drop the deletions over time.
+ */
+static void squeeze(struct local *l, uint64_t deleted)
 {
-	uint64_t bytes = local_measure_bytes(l);
+	int64_t now = eng_now_mono_ns();
+	bool go;
+
+	pthread_mutex_lock(&l->c_lock);
+	go = deleted && (l->c_waiters > 0 || atomic_load(&l->alarm) ||
+	                 now - l->c_last_squeeze_ns >= SQUEEZE_EVERY_NS);
+	pthread_mutex_unlock(&l->c_lock);
+	if (!go)
+		return;
+	leveldb_compact_range(l->db, "M", 1, "s", 1);
+	l->c_last_squeeze_ns = now;
+}
+
+static void after_compaction(struct local *l, uint64_t deleted)
+{
+	uint64_t bytes;
+
+	squeeze(l, deleted);
+	bytes = local_measure_bytes(l);
 
 	if (atomic_load(&l->alarm) && bytes < l->base.opt.quota_bytes) {
 		atomic_store(&l->alarm, false);
@@ -218,6 +248,7 @@ static void *compactor_main(void *arg)
 		int64_t target = atomic_load(&l->compact_rev);
 		int64_t from = l->phys_done;
 		bool stopped = false;
+		uint64_t deleted = 0;
 		int rc;
 
 		if (from >= target) {
@@ -225,9 +256,9 @@ static void *compactor_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&l->c_lock);
-		rc = compact_pass(l, from, target, &stopped);
+		rc = compact_pass(l, from, target, &stopped, &deleted);
 		if (rc == 0 && !stopped)
-			after_compaction(l);
+			after_compaction(l, deleted);
 		pthread_mutex_lock(&l->c_lock);
 		if (rc == 0 && !stopped) {
 			l->phys_done = target;
@@ -278,7 +309,9 @@ void local_compactor_kick(struct local *l)
 void local_compactor_wait(struct local *l, eng_rev_t rev)
 {
 	pthread_mutex_lock(&l->c_lock);
+	l->c_waiters++;
 	while (l->phys_done < rev && !l->c_stop)
 		pthread_cond_wait(&l->c_cond, &l->c_lock);
+	l->c_waiters--;
 	pthread_mutex_unlock(&l->c_lock);
 }

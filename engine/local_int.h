@@ -62,8 +62,10 @@ struct local {
 	/* Physical compaction. */
 	pthread_mutex_t c_lock;
 	pthread_cond_t c_cond;
-	int64_t phys_done; /* protected by c_lock */
-	bool c_stop;       /* protected by c_lock */
+	int64_t phys_done;         /* protected by c_lock */
+	bool c_stop;               /* protected by c_lock */
+	int c_waiters;             /* protected by c_lock */
+	int64_t c_last_squeeze_ns; /* compactor thread only */
 	bool c_started;
 	pthread_t c_thread;
 
@@ -102,6 +104,8 @@ struct local_snap {
 
 /* ---- local_open.c ---- */
 int local_open(const char *dir, const struct eng_options *opt, eng **out);
+/* The local backend behind e, or NULL if e is another backend. */
+struct local *local_from_eng(eng *e);
 uint64_t local_measure_bytes(struct local *l);
 void local_stat_record(struct local *l, struct eng_op_stats *s,
                        int64_t start_ns, int rc);

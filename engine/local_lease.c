@@ -103,7 +103,7 @@ int local_lease_keys(struct local *l, eng_lease_t id,
 	    codec_attach_key(&hi, id + 1, "", 0))
 		goto out;
 	/* First the key bytes (length-prefixed) into one buffer, then one
-	 * block: the kv array followed by the bytes. */
+	 * block in the result's arena: the kv array, then the bytes. */
 	it = leveldb_create_iterator(l->db, ro);
 	for (leveldb_iter_seek(it, lo.p, lo.len); leveldb_iter_valid(it);
 	     leveldb_iter_next(it)) {
@@ -121,12 +121,15 @@ int local_lease_keys(struct local *l, eng_lease_t id,
 	if (n == 0)
 		goto out;
 	rc = ENG_E_NOMEM;
-	block = malloc(n * sizeof(struct eng_kv) + keys.len);
+	info->priv_ = eng_arena_new();
+	if (!info->priv_)
+		goto out;
+	block =
+	    eng_arena_alloc(info->priv_, n * sizeof(struct eng_kv) + keys.len);
 	if (!block)
 		goto out;
 	info->keys = (struct eng_kv *)block;
 	info->nkeys = n;
-	info->priv_ = block;
 	memcpy(block + n * sizeof(struct eng_kv), keys.p, keys.len);
 	off = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -140,6 +143,12 @@ int local_lease_keys(struct local *l, eng_lease_t id,
 	}
 	rc = 0;
 out:
+	if (rc) {
+		eng_arena_free(info->priv_);
+		info->priv_ = NULL;
+		info->keys = NULL;
+		info->nkeys = 0;
+	}
 	if (it)
 		leveldb_iter_destroy(it);
 	leveldb_release_snapshot(l->db, snap);

@@ -228,7 +228,19 @@ static int init_store(struct local *l)
 	put_meta(l, wb, META_PHYS, 0, 0, false);
 	leveldb_write(l->db, l->wo_sync, wb, &err);
 	leveldb_writebatch_destroy(wb);
-	return err ? local_ldb_err(l, err, "init") : 0;
+	if (err)
+		return local_ldb_err(l, err, "init");
+	/*
+	 * Flush the meta records into a table now.  LevelDB places a flushed
+	 * memtable that overlaps nothing as deep as level 2 and its manual
+	 * compaction never rewrites the deepest level on its own, so the
+	 * first memtable of a store would keep every overwritten version
+	 * forever.  With this table at the bottom, every later memtable
+	 * (each holds Mstate) overlaps it, lands above it and is merged into
+	 * it by the compaction that follows a physical compaction.
+	 */
+	leveldb_compact_range(l->db, NULL, 0, NULL, 0);
+	return 0;
 }
 
 static bool db_is_empty(struct local *l)
@@ -464,6 +476,11 @@ static void local_close(eng *e)
 }
 
 /* ------------------------------------------------------------------- ops */
+
+struct local *local_from_eng(eng *e)
+{
+	return e && e->ops == &local_ops ? (struct local *)e : NULL;
+}
 
 eng_rev_t local_current_rev(struct local *l)
 {

@@ -95,10 +95,14 @@ static int res_grow(struct eng_range_res *res, size_t *cap)
 	}
 	if (res->n < *cap)
 		return 0;
+	/* Grow inside the arena: the old array is left there, which costs
+	 * at most as much again (geometric growth). */
 	ncap = *cap ? *cap * 2 : 16;
-	kvs = realloc(res->kvs, ncap * sizeof(*kvs));
+	kvs = eng_arena_alloc(res->priv_, ncap * sizeof(*kvs));
 	if (!kvs)
 		return ENG_E_NOMEM;
+	if (res->n)
+		memcpy(kvs, res->kvs, res->n * sizeof(*kvs));
 	res->kvs = kvs;
 	*cap = ncap;
 	return 0;

@@ -1,0 +1,252 @@
+/*
+ * test_compact.c — compaction on the local backend: what is kept (the
+ * newest version <= R per key, not if it is a deletion, and everything
+ * after), physical removal of the records (counted in LevelDB itself), the
+ * files shrinking, snapshots reading through a compaction, the watch replay
+ * around the compaction revision, persistence and auto-compaction by
+ * revision count.
+ */
+#include "engine_helpers.h"
+#include "engine/local_int.h"
+
+#include <time.h>
+
+/* Records of one space, counted in LevelDB. */
+static int64_t count_space(eng *e, char sp)
+{
+	struct local *l = local_from_eng(e);
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_iterator_t *it = leveldb_create_iterator(l->db, ro);
+	int64_t n = 0;
+
+	for (leveldb_iter_seek(it, &sp, 1); leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		size_t kn;
+
+		if (leveldb_iter_key(it, &kn)[0] != sp)
+			break;
+		n++;
+	}
+	leveldb_iter_destroy(it);
+	leveldb_readoptions_destroy(ro);
+	return n;
+}
+
+static void report(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "check: %s\n", msg);
+}
+
+static void test_keeps_newest_at_or_below(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	struct eng_range_res res;
+
+	(void)state;
+	th_put(e, "a", "1");     /* 2 */
+	th_put(e, "a", "2");     /* 3 */
+	th_put(e, "b", "1");     /* 4 */
+	th_del(e, "b", NULL, 1); /* 5 */
+	th_put(e, "c", "1");     /* 6 */
+	th_put(e, "a", "3");     /* 7 */
+	th_put(e, "d", "1");     /* 8 */
+	th_del(e, "d", NULL, 1); /* 9 */
+	assert_int_equal(count_space(e, 'k'), 8);
+	assert_int_equal(eng_compact(e, 6, true), 0);
+
+	assert_string_equal(th_get(e, "a", 6), "2");
+	assert_string_equal(th_get(e, "a", 7), "3");
+	assert_string_equal(th_get(e, "c", 6), "1");
+	assert_null(th_get(e, "b", 6));
+	assert_null(th_get(e, "d", 9));
+	assert_string_equal(th_get(e, "d", 8), "1");
+	assert_int_equal(th_range(e, "a", "z", 5, 0, 0, &res), ENG_E_COMPACTED);
+	eng_range_res_release(&res);
+	assert_int_equal(th_range(e, "a", "z", 6, 0, 0, &res), 0);
+	assert_int_equal(res.n, 2);
+	eng_range_res_release(&res);
+	assert_int_equal(eng_history(e, "a", 1, 0, 0, &res), 0);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.kvs[0].mod_rev, 3);
+	assert_int_equal(res.kvs[1].mod_rev, 7);
+	eng_range_res_release(&res);
+	assert_int_equal(eng_history(e, "b", 1, 0, 0, &res), 0);
+	assert_int_equal(res.n, 0);
+	eng_range_res_release(&res);
+	assert_int_equal(eng_history(e, "a", 1, 2, 0, &res), ENG_E_COMPACTED);
+	eng_range_res_release(&res);
+
+	/* Physically: a@3, a@7, c@6, d@8, d@9 remain; log from 6 on. */
+	assert_int_equal(count_space(e, 'k'), 5);
+	assert_int_equal(count_space(e, 'r'), 4);
+	assert_int_equal(local_check(local_from_eng(e), report, NULL), 0);
+
+	/* A second compaction covers what the first one kept. */
+	assert_int_equal(eng_compact(e, 9, true), 0);
+	assert_int_equal(count_space(e, 'k'), 2); /* a@7, c@6 */
+	assert_int_equal(count_space(e, 'r'), 1);
+	assert_string_equal(th_get(e, "a", 9), "3");
+	assert_int_equal(local_check(local_from_eng(e), report, NULL), 0);
+
+	/* Persisted. */
+	eng_close(e);
+	e = th_open(dir, NULL);
+	assert_int_equal(eng_compact_rev(e), 9);
+	assert_int_equal(th_range(e, "a", NULL, 8, 0, 0, &res),
+	                 ENG_E_COMPACTED);
+	eng_range_res_release(&res);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+static void fill_random(char *p, size_t n, unsigned *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)rand_r(seed);
+}
+
+static void test_files_shrink(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	unsigned seed = 42;
+	static char v[8192];
+	uint64_t before, after;
+
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		fill_random(v, sizeof(v), &seed);
+		assert_int_equal(
+		    eng_put(e, "big", 3, v, sizeof(v), 0, NULL, NULL), 0);
+	}
+	before = local_measure_bytes(local_from_eng(e));
+	assert_true(before > 300 * sizeof(v));
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	after = local_measure_bytes(local_from_eng(e));
+	assert_true(after < before / 4);
+	assert_int_equal(count_space(e, 'k'), 1);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+static void test_snapshot_survives(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	struct eng_range_res res;
+	struct eng_range_req req = {.key = "s", .key_len = 1};
+	eng_snap *s;
+	eng_rev_t r1;
+
+	(void)state;
+	r1 = th_put(e, "s", "1");
+	th_put(e, "s", "2");
+	th_put(e, "s", "3");
+	assert_int_equal(eng_snap_open(e, &s), 0);
+	th_put(e, "s", "4");
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	/* Without the snapshot: compacted.  With it: still readable. */
+	req.rev = r1;
+	assert_int_equal(eng_range(e, &req, &res), ENG_E_COMPACTED);
+	eng_range_res_release(&res);
+	req.snap = s;
+	assert_int_equal(eng_range(e, &req, &res), 0);
+	assert_int_equal(res.n, 1);
+	assert_memory_equal(res.kvs[0].value, "1", 1);
+	eng_range_res_release(&res);
+	req.rev = 0;
+	assert_int_equal(eng_range(e, &req, &res), 0);
+	assert_memory_equal(res.kvs[0].value, "3", 1);
+	eng_range_res_release(&res);
+	eng_snap_release(e, s);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+struct evlist {
+	int n;
+	eng_rev_t revs[16];
+	bool del[16];
+};
+
+static int collect(void *arg, const struct eng_event *ev)
+{
+	struct evlist *l = arg;
+
+	if (l->n < 16) {
+		l->revs[l->n] = ev->kv.mod_rev;
+		l->del[l->n] = ev->type == ENG_EV_DELETE;
+	}
+	l->n++;
+	return 0;
+}
+
+static void test_replay_around_compaction(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	struct local *l = local_from_eng(e);
+	struct evlist ev = {0};
+	eng_rev_t crev = 0;
+
+	(void)state;
+	th_put(e, "w/a", "1");     /* 2 */
+	th_put(e, "w/b", "1");     /* 3 */
+	th_del(e, "w/a", NULL, 1); /* 4 */
+	th_put(e, "x", "1");       /* 5 */
+	th_put(e, "w/b", "2");     /* 6 */
+	assert_int_equal(eng_compact(e, 4, true), 0);
+	/* The deletion at the compaction revision still replays. */
+	assert_int_equal(
+	    local_read_events(l, 4, 10, "w/", 2, "w0", 2, collect, &ev, &crev),
+	    0);
+	assert_int_equal(ev.n, 2);
+	assert_int_equal(ev.revs[0], 4);
+	assert_true(ev.del[0]);
+	assert_int_equal(ev.revs[1], 6);
+	assert_false(ev.del[1]);
+	assert_int_equal(
+	    local_read_events(l, 3, 10, "w/", 2, "w0", 2, collect, &ev, &crev),
+	    ENG_E_COMPACTED);
+	assert_int_equal(crev, 4);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+static void test_auto_compact_revision(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	eng *e;
+
+	(void)state;
+	eng_options_init(&o);
+	o.auto_compact = ENG_AUTO_COMPACT_REVISION;
+	o.auto_compact_value = 5;
+	e = th_open(dir, &o);
+	for (int i = 0; i < 20; i++)
+		th_put(e, "auto", "v");
+	for (int i = 0; i < 100 && eng_compact_rev(e) != 21 - 5; i++) {
+		struct timespec ts = {0, 50000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(eng_compact_rev(e), 21 - 5);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_keeps_newest_at_or_below),
+	    cmocka_unit_test(test_files_shrink),
+	    cmocka_unit_test(test_snapshot_survives),
+	    cmocka_unit_test(test_replay_around_compaction),
+	    cmocka_unit_test(test_auto_compact_revision),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
