@@ -4,7 +4,8 @@
  *
  * Unary calls build a JSON body with jansson, POST it with a curl easy
  * handle taken from the client's pool, parse the answer and copy it into
- * an arena that the result's priv_ owns, so one release frees it all.
+ * results laid out by eng_int.h's result-memory rule (the struct eng_arena
+ * of priv_ owns everything), so engine.c's releases free them.
  * etcd's gateway sends int64 fields as strings and omits zero/false/empty
  * fields; the json_* helpers below read a missing field as 0.
  *
@@ -58,56 +59,6 @@ static void curl_init_once(void)
 	/* Never cleaned up: curl_global_cleanup is not thread-safe and the
 	 * process may hold other clients. */
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* ------------------------------------------------------------- arena */
-
-struct achunk {
-	struct achunk *next;
-	size_t used, cap;
-	max_align_t data[];
-};
-
-struct arena {
-	struct achunk *head;
-};
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-	struct achunk *c = a->head;
-	void *p;
-
-	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-	if (n == 0)
-		n = sizeof(max_align_t);
-	if (!c || c->cap - c->used < n) {
-		size_t cap = n > 16384 ? n : 16384;
-
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-		c->next = a->head;
-		c->used = 0;
-		c->cap = cap;
-		a->head = c;
-	}
-	p = (char *)c->data + c->used;
-	c->used += n;
-	memset(p, 0, n);
-	return p;
-}
-
-static void arena_free(struct arena *a)
-{
-	struct achunk *c, *next;
-
-	if (!a)
-		return;
-	for (c = a->head; c; c = next) {
-		next = c->next;
-		free(c);
-	}
-	free(a);
 }
 
 /* ------------------------------------------------------------ base64 */
@@ -209,7 +160,7 @@ int etcd_map_error(const char *m, int code)
 	    {"leader changed", ENG_E_UNAVAILABLE},
 	    {"not capable", ENG_E_UNAVAILABLE},
 	    {"key is not provided", ENG_E_INVAL},
-	    {"key not found", ENG_E_INVAL},
+	    {"key not found", ENG_E_KEY_NOT_FOUND},
 	};
 	size_t i;
 
@@ -271,13 +222,13 @@ static bool json_flag(const json_t *o, const char *name)
 
 /* Decode base64 field `name` into the arena (NUL-terminated for
  * convenience); a missing field is the empty string. */
-static int json_bytes(struct arena *a, const json_t *o, const char *name,
+static int json_bytes(struct eng_arena *a, const json_t *o, const char *name,
                       const char **p, size_t *len)
 {
 	json_t *v = json_object_get(o, name);
 	const char *s = json_is_string(v) ? json_string_value(v) : "";
 	size_t sl = strlen(s);
-	char *d = arena_alloc(a, sl / 4 * 3 + 4);
+	char *d = eng_arena_alloc(a, sl / 4 * 3 + 4);
 	long n;
 
 	if (!d)
@@ -321,7 +272,17 @@ static int json_set_bool(json_t *o, const char *name, bool v)
 	return 0;
 }
 
-static int kv_from_json(struct arena *a, const json_t *j, bool keys_only,
+/* Zeroed arena memory (eng_arena_alloc does not clear). */
+static void *arena_zalloc(struct eng_arena *a, size_t n)
+{
+	void *p = eng_arena_alloc(a, n);
+
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+static int kv_from_json(struct eng_arena *a, const json_t *j, bool keys_only,
                         struct eng_kv *kv)
 {
 	int rc;
@@ -343,7 +304,7 @@ static int kv_from_json(struct arena *a, const json_t *j, bool keys_only,
 }
 
 /* Decode a JSON array of kvs (may be NULL: none). */
-static int kvs_from_json(struct arena *a, const json_t *arr, bool keys_only,
+static int kvs_from_json(struct eng_arena *a, const json_t *arr, bool keys_only,
                          struct eng_kv **out, size_t *n)
 {
 	size_t i, cnt = json_is_array(arr) ? json_array_size(arr) : 0;
@@ -353,16 +314,16 @@ static int kvs_from_json(struct arena *a, const json_t *arr, bool keys_only,
 	*n = 0;
 	if (cnt == 0)
 		return 0;
-	*out = arena_alloc(a, cnt * sizeof(**out));
+	*out = arena_zalloc(a, cnt * sizeof(**out));
 	if (!*out)
 		return ENG_E_NOMEM;
+	*n = cnt;
 	for (i = 0; i < cnt; i++) {
 		rc = kv_from_json(a, json_array_get(arr, i), keys_only,
 		                  &(*out)[i]);
 		if (rc)
 			return rc;
 	}
-	*n = cnt;
 	return 0;
 }
 
@@ -763,7 +724,7 @@ static int range_json(const void *key, size_t key_len, const void *end,
 	return rc;
 }
 
-static int range_from_json(struct arena *a, const json_t *j, unsigned flags,
+static int range_from_json(struct eng_arena *a, const json_t *j, unsigned flags,
                            struct eng_range_res *res)
 {
 	res->header_rev = header_rev(j);
@@ -777,7 +738,7 @@ int etcd_range(struct etcd_client *c, const struct eng_range_req *req,
                struct eng_range_res *res)
 {
 	json_t *body = NULL, *resp = NULL;
-	struct arena *a = NULL;
+	struct eng_arena *a = NULL;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -790,28 +751,24 @@ int etcd_range(struct etcd_client *c, const struct eng_range_req *req,
 	rc = request(c, "/v3/kv/range", body, &resp);
 	if (rc)
 		goto out;
-	a = calloc(1, sizeof(*a));
+	a = eng_arena_new();
 	if (!a) {
 		rc = ENG_E_NOMEM;
 		goto out;
 	}
+	res->priv_ = a;
 	rc = range_from_json(a, resp, req->flags, res);
 out:
 	json_decref(body);
 	json_decref(resp);
-	if (rc) {
-		arena_free(a);
-		memset(res, 0, sizeof(*res));
-	} else {
-		res->priv_ = a;
-	}
+	if (rc)
+		eng_range_res_release(res);
 	return rc;
 }
 
 void etcd_range_res_release(struct eng_range_res *res)
 {
-	arena_free(res->priv_);
-	memset(res, 0, sizeof(*res));
+	eng_range_res_release(res);
 }
 
 int etcd_current_rev(struct etcd_client *c, eng_rev_t *rev)
@@ -961,7 +918,7 @@ static int ops_json(json_t *txn, const char *name, const struct eng_op *ops,
 }
 
 /* Decode one op's answer; `op` is the request (for the keys_only flag). */
-static int op_res_from_json(struct arena *a, const json_t *j,
+static int op_res_from_json(struct eng_arena *a, const json_t *j,
                             const struct eng_op *op, struct eng_op_res *r)
 {
 	const json_t *v;
@@ -980,7 +937,7 @@ static int op_res_from_json(struct arena *a, const json_t *j,
 		if (!v)
 			v = j; /* the put endpoint's own answer */
 		if (json_object_get(v, "prev_kv")) {
-			r->prev_kvs = arena_alloc(a, sizeof(*r->prev_kvs));
+			r->prev_kvs = arena_zalloc(a, sizeof(*r->prev_kvs));
 			if (!r->prev_kvs)
 				return ENG_E_NOMEM;
 			rc = kv_from_json(a, json_object_get(v, "prev_kv"),
@@ -1006,7 +963,7 @@ int etcd_txn(struct etcd_client *c, const struct eng_txn *txn,
 {
 	json_t *body = json_object(), *resp = NULL, *arr, *o;
 	const struct eng_op *ops;
-	struct arena *a = NULL;
+	struct eng_arena *a = NULL;
 	size_t i, nops;
 	int rc = 0;
 
@@ -1033,11 +990,12 @@ int etcd_txn(struct etcd_client *c, const struct eng_txn *txn,
 	rc = request(c, "/v3/kv/txn", body, &resp);
 	if (rc)
 		goto out;
-	a = calloc(1, sizeof(*a));
+	a = eng_arena_new();
 	if (!a) {
 		rc = ENG_E_NOMEM;
 		goto out;
 	}
+	res->priv_ = a;
 	res->succeeded = json_flag(resp, "succeeded");
 	res->header_rev = header_rev(resp);
 	ops = res->succeeded ? txn->success : txn->failure;
@@ -1051,11 +1009,12 @@ int etcd_txn(struct etcd_client *c, const struct eng_txn *txn,
 		goto out;
 	}
 	if (nops) {
-		res->res = arena_alloc(a, nops * sizeof(*res->res));
+		res->res = arena_zalloc(a, nops * sizeof(*res->res));
 		if (!res->res) {
 			rc = ENG_E_NOMEM;
 			goto out;
 		}
+		res->nres = nops; /* zeroed: a partial result releases fine */
 	}
 	for (i = 0; i < nops; i++) {
 		rc = op_res_from_json(a, json_array_get(arr, i), &ops[i],
@@ -1063,23 +1022,17 @@ int etcd_txn(struct etcd_client *c, const struct eng_txn *txn,
 		if (rc)
 			goto out;
 	}
-	res->nres = nops;
 out:
 	json_decref(body);
 	json_decref(resp);
-	if (rc) {
-		arena_free(a);
-		memset(res, 0, sizeof(*res));
-	} else {
-		res->priv_ = a;
-	}
+	if (rc)
+		eng_txn_res_release(res);
 	return rc;
 }
 
 void etcd_txn_res_release(struct eng_txn_res *res)
 {
-	arena_free(res->priv_);
-	memset(res, 0, sizeof(*res));
+	eng_txn_res_release(res);
 }
 
 /* The put and deleterange endpoints: the op's own JSON, not wrapped. */
@@ -1088,7 +1041,7 @@ static int single_op(struct etcd_client *c, const struct eng_op *op,
                      struct eng_txn_res *res)
 {
 	json_t *w = NULL, *resp = NULL;
-	struct arena *a = NULL;
+	struct eng_arena *a = NULL;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -1098,25 +1051,22 @@ static int single_op(struct etcd_client *c, const struct eng_op *op,
 	rc = request(c, path, json_object_get(w, kind), &resp);
 	if (rc)
 		goto out;
-	a = calloc(1, sizeof(*a));
-	res->res = a ? arena_alloc(a, sizeof(*res->res)) : NULL;
+	a = eng_arena_new();
+	res->priv_ = a;
+	res->res = a ? arena_zalloc(a, sizeof(*res->res)) : NULL;
 	if (!res->res) {
 		rc = ENG_E_NOMEM;
 		goto out;
 	}
-	rc = op_res_from_json(a, resp, op, &res->res[0]);
 	res->nres = 1;
+	rc = op_res_from_json(a, resp, op, &res->res[0]);
 	res->succeeded = true;
 	res->header_rev = header_rev(resp);
 out:
 	json_decref(w);
 	json_decref(resp);
-	if (rc) {
-		arena_free(a);
-		memset(res, 0, sizeof(*res));
-	} else {
-		res->priv_ = a;
-	}
+	if (rc)
+		eng_txn_res_release(res);
 	return rc;
 }
 
@@ -1278,8 +1228,8 @@ int etcd_lease_ttl(struct etcd_client *c, eng_lease_t id, unsigned flags,
 	json_t *body = json_pack("{s:I, s:b}", "ID", (json_int_t)id, "keys",
 	                         (flags & ENG_LEASE_KEYS) != 0);
 	json_t *resp = NULL, *keys;
-	struct arena *a = NULL;
-	size_t i, n;
+	size_t i, n, total = 0;
+	char *d;
 	int64_t t;
 	int rc;
 
@@ -1301,43 +1251,50 @@ int etcd_lease_ttl(struct etcd_client *c, eng_lease_t id, unsigned flags,
 	n = json_is_array(keys) ? json_array_size(keys) : 0;
 	if (n == 0)
 		goto out;
-	a = calloc(1, sizeof(*a));
-	info->keys = a ? arena_alloc(a, n * sizeof(*info->keys)) : NULL;
+	/* the keys array, then the key bytes */
+	for (i = 0; i < n; i++) {
+		json_t *k = json_array_get(keys, i);
+
+		total +=
+		    (json_is_string(k) ? strlen(json_string_value(k)) : 0) / 4 *
+		        3 +
+		    4;
+	}
+	info->priv_ = eng_arena_new();
+	info->keys = info->priv_ ? arena_zalloc(info->priv_,
+	                                        n * sizeof(*info->keys) + total)
+	                         : NULL;
 	if (!info->keys) {
 		rc = ENG_E_NOMEM;
 		goto out;
 	}
+	d = (char *)(info->keys + n);
 	for (i = 0; i < n; i++) {
 		json_t *k = json_array_get(keys, i);
 		const char *s = json_is_string(k) ? json_string_value(k) : "";
 		size_t sl = strlen(s);
-		char *d = arena_alloc(a, sl / 4 * 3 + 4);
-		long dl = d ? etcd_b64_decode(s, sl, d) : -1;
+		long dl = etcd_b64_decode(s, sl, d);
 
 		if (dl < 0) {
-			rc = d ? ENG_E_CORRUPT : ENG_E_NOMEM;
+			rc = ENG_E_CORRUPT;
 			goto out;
 		}
 		info->keys[i].key = d;
 		info->keys[i].key_len = (size_t)dl;
+		d += dl;
 	}
 	info->nkeys = n;
 out:
 	json_decref(body);
 	json_decref(resp);
-	if (rc) {
-		arena_free(a);
-		memset(info, 0, sizeof(*info));
-	} else {
-		info->priv_ = a;
-	}
+	if (rc)
+		etcd_lease_info_release(info);
 	return rc;
 }
 
 void etcd_lease_info_release(struct eng_lease_info *info)
 {
-	arena_free(info->priv_);
-	memset(info, 0, sizeof(*info));
+	eng_lease_info_release(info);
 }
 
 static int cmp_lease(const void *x, const void *y)
@@ -1450,14 +1407,14 @@ static int watch_push(struct etcd_watch *w, enum eng_event_type type,
 	e->ev.type = type;
 	e->ev.kv.mod_rev = rev;
 	if (kvj) {
-		struct arena *a = calloc(1, sizeof(*a));
+		struct eng_arena *a = eng_arena_new();
 		int rc;
 
 		if (!a)
 			return ENG_E_NOMEM;
 		rc = kv_from_json(a, kvj, false, &e->ev.kv);
 		if (rc) {
-			arena_free(a);
+			eng_arena_free(a);
 			return rc;
 		}
 		e->ev.kv.deleted = type == ENG_EV_DELETE;
@@ -1622,9 +1579,9 @@ static void watch_free(struct etcd_watch *w)
 	size_t i;
 
 	for (i = 0; i < w->qlen; i++)
-		arena_free(w->q[w->qhead + i].mem);
+		eng_arena_free(w->q[w->qhead + i].mem);
 	for (i = 0; i < w->nout; i++)
-		arena_free(w->outmem[i]);
+		eng_arena_free(w->outmem[i]);
 	free(w->q);
 	free(w->out);
 	free(w->outmem);
@@ -1737,7 +1694,7 @@ int etcd_watch_read(struct etcd_watch *w, struct eng_event **evs, size_t max,
 	int rc;
 
 	for (i = 0; i < w->nout; i++)
-		arena_free(w->outmem[i]);
+		eng_arena_free(w->outmem[i]);
 	w->nout = 0;
 	*evs = NULL;
 	if (max == 0)

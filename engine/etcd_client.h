@@ -14,13 +14,15 @@
  *    ENG_E_TOO_LARGE, lease not found -> ENG_E_LEASE_NOT_FOUND, lease
  *    exists -> ENG_E_LEASE_EXISTS, duplicate key in txn -> ENG_E_DUP_KEY,
  *    too many ops -> ENG_E_TOO_MANY_OPS, NOSPACE alarm -> ENG_E_NOSPACE,
- *    TTL too large -> ENG_E_TTL, timeouts -> ENG_E_TIMEOUT, no leader or no
+ *    TTL too large -> ENG_E_TTL, ignore_value/ignore_lease on a missing
+ *    key -> ENG_E_KEY_NOT_FOUND, timeouts -> ENG_E_TIMEOUT, no leader or no
  *    reachable endpoint -> ENG_E_UNAVAILABLE, other invalid arguments
- *    (empty key, ignore_value on a missing key, bad auth) -> ENG_E_INVAL.
- *    etcd's message goes to the log sink.
+ *    (empty key, bad auth) -> ENG_E_INVAL.  etcd's message goes to the log
+ *    sink (debug level: an error answer is not a client failure).
  *  - Results live in caller-provided structs owned by the client until the
- *    matching etcd_*_release(); never pass them to the eng_*_release()
- *    functions (the memory layout differs).
+ *    matching etcd_*_release().  They follow eng_int.h's result-memory rule
+ *    (priv_ is a struct eng_arena owning everything), so a backend may hand
+ *    them to its callers unchanged and eng_*_release() frees them too.
  *  - Keys and values are any bytes (base64 on the wire).
  *  - An etcd_client is thread-safe: concurrent calls each take their own
  *    curl handle from a small pool (connections are reused).  An

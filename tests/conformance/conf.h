@@ -1,0 +1,218 @@
+/*
+ * conf.h — the conformance test's shared types: the two "sides" an
+ * operation runs on (the revfs engine, an etcd through its JSON gateway),
+ * the normalized answers they are compared in, the seeded operation
+ * generator and the watch bookkeeping.
+ *
+ * Every answer is deep-copied into a `struct cres` right away, so a side's
+ * own result memory never outlives the call, and lease ids are mapped to
+ * the test's logical lease numbers (1, 2, ...) so the two sides' ids can
+ * differ.
+ */
+#ifndef REVFS_CONF_H
+#define REVFS_CONF_H
+
+#include "engine/engine.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------- normalized answers */
+
+struct ckv {
+	char *key;
+	size_t klen;
+	char *val; /* NULL: no value (keys_only) */
+	size_t vlen;
+	int64_t create, mod, version;
+	int64_t lease; /* logical lease number, 0 none, < 0 unknown id */
+	eng_lease_t lease_raw;
+};
+
+struct csub {
+	enum eng_op_type type;
+	struct ckv *kvs;
+	size_t n;
+	int64_t count;
+	bool more;
+	int64_t deleted;
+	struct ckv *prev;
+	size_t nprev;
+};
+
+struct cres {
+	int err;       /* 0 or ENG_E_* */
+	eng_rev_t rev; /* header revision */
+	bool succeeded;
+	struct csub *subs;
+	size_t nsubs;
+};
+
+void cres_free(struct cres *r);
+/* Fill r from a side's native result (deep copy; leases mapped). */
+int cres_from_range(int side, const struct eng_range_res *in, struct cres *r);
+int cres_from_txn(int side, const struct eng_txn_res *in, struct cres *r);
+/* Compare; on a difference write a one-line reason to why[] and return
+ * false.  keys_only: values are not compared. */
+bool cres_equal(const struct cres *a, const struct cres *b, char *why,
+                size_t whylen);
+void cres_print(FILE *f, const char *label, const struct cres *r);
+void ckv_print(FILE *f, const struct ckv *kv);
+void bytes_print(FILE *f, const void *p, size_t n);
+
+/* ------------------------------------------------------------ watch events */
+
+struct cev {
+	enum eng_event_type type; /* PUT, DELETE or COMPACTED */
+	char *key;
+	size_t klen;
+	int64_t create, mod, version;
+};
+
+struct cevlist {
+	struct cev *v;
+	size_t n, cap;
+	eng_rev_t progress; /* highest progress marker or event revision */
+	int end_err;        /* the watch ended (ENG_E_* or 1 for compacted) */
+};
+
+int cevlist_push(struct cevlist *l, const struct eng_event *ev);
+void cevlist_free(struct cevlist *l);
+void cev_print(FILE *f, const struct cev *e);
+
+/* ------------------------------------------------------------------ sides */
+
+struct side;
+
+struct side_ops {
+	const char *kind; /* "engine" or "etcd" */
+	int (*range)(struct side *s, const struct eng_range_req *req,
+	             struct cres *r);
+	int (*txn)(struct side *s, const struct eng_txn *txn, struct cres *r);
+	/* A lone put/delete through the side's own single-op call. */
+	int (*put)(struct side *s, const struct eng_op *op, struct cres *r);
+	int (*del)(struct side *s, const struct eng_op *op, struct cres *r);
+	int (*compact)(struct side *s, eng_rev_t rev, bool wait,
+	               struct cres *r);
+	int (*lease_grant)(struct side *s, eng_lease_t id, int64_t ttl,
+	                   eng_lease_t *out, struct cres *r);
+	int (*lease_revoke)(struct side *s, eng_lease_t id, struct cres *r);
+	/* 1 alive, 0 gone, < 0 error */
+	int (*lease_alive)(struct side *s, eng_lease_t id);
+	int (*current_rev)(struct side *s, eng_rev_t *rev);
+	int (*watch_open)(struct side *s, const void *key, size_t key_len,
+	                  const void *end, size_t end_len, eng_rev_t start,
+	                  void **w);
+	/* Append what is ready (waiting up to timeout_ms for something). */
+	int (*watch_poll)(struct side *s, void *w, struct cevlist *l,
+	                  int timeout_ms);
+	void (*watch_close)(struct side *s, void *w);
+	void (*close)(struct side *s);
+};
+
+struct side {
+	const struct side_ops *ops;
+	int idx;       /* 0 or 1: which column of the lease table */
+	char name[64]; /* for messages */
+	void *impl;
+};
+
+/* side_engine.c: open the engine in `dir` (created by the caller). */
+int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms);
+/* side_etcd.c */
+int side_etcd_open(struct side *s, int idx, const char *endpoint);
+
+/* main.c: lease id of side `side` -> logical number (0 for 0, < 0 unknown) */
+int64_t conf_lease_logical(int side, eng_lease_t id);
+extern bool conf_verbose;
+
+/* ------------------------------------------------------------- generator */
+
+struct rng {
+	uint64_t s;
+};
+uint64_t rng_next(struct rng *r);
+/* uniform in [0, n) (n > 0) */
+uint64_t rng_below(struct rng *r, uint64_t n);
+/* true with probability pct/100 */
+bool rng_pct(struct rng *r, unsigned pct);
+
+struct cbytes {
+	char *p;
+	size_t n;
+};
+
+struct cop_op {
+	enum eng_op_type type;
+	struct cbytes key, end, value;
+	int64_t lease; /* logical lease, 0 none, CONF_BOGUS_LEASE */
+	unsigned flags;
+	eng_rev_t rev;
+	int64_t limit;
+};
+
+#define CONF_BOGUS_LEASE (-1)
+#define CONF_MAX_BRANCH  8
+
+struct ccmp {
+	struct cbytes key, end, value;
+	enum eng_cmp_target target;
+	enum eng_cmp_result result;
+	int64_t number; /* for LEASE: a logical lease number */
+};
+
+enum cop_kind {
+	C_PUT,
+	C_DEL,
+	C_RANGE,
+	C_TXN,
+	C_COMPACT,
+	C_LEASE_GRANT,
+	C_LEASE_REVOKE,
+	C_WATCH,
+};
+
+struct cop {
+	enum cop_kind kind;
+	struct cop_op op; /* PUT, DEL, RANGE */
+	bool via_txn;     /* engine side: run a lone op through eng_txn */
+	struct ccmp cmps[4];
+	size_t ncmps;
+	struct cop_op succ[CONF_MAX_BRANCH], fail[CONF_MAX_BRANCH];
+	size_t nsucc, nfail;
+	eng_rev_t rev;    /* COMPACT: target; WATCH: start */
+	bool wait;        /* COMPACT: engine waits for physical removal */
+	int64_t lease;    /* LEASE_*: logical lease (grant: the new one) */
+	bool explicit_id; /* LEASE_GRANT: both sides get `id` */
+	eng_lease_t id;
+	int64_t reuse; /* LEASE_GRANT: logical lease whose id to reuse */
+	int64_t ttl;
+	int watch_kind; /* WATCH: which key range */
+};
+
+/* What the generator knows (from side 0's answers). */
+struct gen_state {
+	eng_rev_t cur;     /* current revision */
+	eng_rev_t compact; /* compaction revision (0: none) */
+	int64_t nleases;   /* logical leases granted so far */
+	int nwatches;
+	int max_watches;
+	bool leases, watches;    /* generate these kinds */
+	struct cbytes recent[8]; /* recent values, for VALUE compares */
+	unsigned nrecent;
+};
+
+void gen_op(struct rng *r, struct gen_state *g, struct cop *op);
+void cop_free(struct cop *op);
+void gen_state_free(struct gen_state *g);
+void cop_print(FILE *f, const struct cop *op);
+/* Key ranges of watches (index = cop.watch_kind). */
+void gen_watch_range(int kind, struct cbytes *key, struct cbytes *end);
+int gen_nwatch_kinds(void);
+/* Build a side's eng_op from a logical op; lease ids through the map. */
+void cop_op_to_eng(int side, const struct cop_op *in, struct eng_op *out);
+eng_lease_t conf_lease_id(int side, int64_t logical);
+
+#endif /* REVFS_CONF_H */

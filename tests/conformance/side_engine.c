@@ -1,0 +1,267 @@
+/*
+ * side_engine.c — the revfs engine side of the conformance test: every
+ * operation goes through engine/engine.h on a store in a private
+ * directory.
+ *
+ * Ranges always ask for count (etcd always returns it).  A lone put or
+ * delete goes through eng_put/eng_delete, or through eng_txn when the op
+ * asks for something those wrappers cannot do (flags) or when the
+ * generator picked the txn path (cop.via_txn), so both paths are checked.
+ * The store runs with ENG_SYNC_NONE: durability is not what is compared,
+ * and fsyncs would only slow the run.
+ */
+#include "conf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void engine_log(void *arg, enum eng_log_level level, const char *msg)
+{
+	if (level <= ENG_LOG_WARN || conf_verbose)
+		fprintf(stderr, "  [engine] %s\n", msg);
+}
+
+static eng *E(struct side *s)
+{
+	return s->impl;
+}
+
+static int g_range(struct side *s, const struct eng_range_req *req,
+                   struct cres *r)
+{
+	struct eng_range_req q = *req;
+	struct eng_range_res res;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	q.flags |= ENG_RANGE_COUNT;
+	rc = eng_range(E(s), &q, &res);
+	memset(r, 0, sizeof(*r));
+	if (!rc)
+		cres_from_range(s->idx, &res, r);
+	r->err = rc;
+	eng_range_res_release(&res);
+	return 0;
+}
+
+static int g_txn(struct side *s, const struct eng_txn *txn, struct cres *r)
+{
+	struct eng_op succ[CONF_MAX_BRANCH + 2], fail[CONF_MAX_BRANCH + 2];
+	struct eng_txn t = *txn;
+	struct eng_txn_res res;
+	size_t i;
+	int rc;
+
+	if (t.nsuccess > CONF_MAX_BRANCH + 2 ||
+	    t.nfailure > CONF_MAX_BRANCH + 2)
+		abort();
+	for (i = 0; i < t.nsuccess; i++) {
+		succ[i] = t.success[i];
+		if (succ[i].type == ENG_OP_RANGE)
+			succ[i].flags |= ENG_RANGE_COUNT;
+	}
+	for (i = 0; i < t.nfailure; i++) {
+		fail[i] = t.failure[i];
+		if (fail[i].type == ENG_OP_RANGE)
+			fail[i].flags |= ENG_RANGE_COUNT;
+	}
+	t.success = succ;
+	t.failure = fail;
+	memset(&res, 0, sizeof(res));
+	rc = eng_txn(E(s), &t, &res);
+	memset(r, 0, sizeof(*r));
+	if (!rc)
+		cres_from_txn(s->idx, &res, r);
+	r->err = rc;
+	eng_txn_res_release(&res);
+	return 0;
+}
+
+static int g_put(struct side *s, const struct eng_op *op, struct cres *r)
+{
+	struct eng_kv prev;
+	struct eng_op_res o;
+	struct eng_txn_res t;
+	eng_rev_t rev = 0;
+	bool want_prev = op->flags & ENG_PUT_PREV_KV;
+	int rc;
+
+	memset(&prev, 0, sizeof(prev));
+	rc = eng_put(E(s), op->key, op->key_len, op->value, op->value_len,
+	             op->lease, &rev, want_prev ? &prev : NULL);
+	memset(r, 0, sizeof(*r));
+	if (!rc) {
+		memset(&o, 0, sizeof(o));
+		o.type = ENG_OP_PUT;
+		if (want_prev && prev.mod_rev) {
+			o.prev_kvs = &prev;
+			o.nprev = 1;
+		}
+		memset(&t, 0, sizeof(t));
+		t.succeeded = true;
+		t.header_rev = rev;
+		t.res = &o;
+		t.nres = 1;
+		cres_from_txn(s->idx, &t, r);
+	}
+	r->err = rc;
+	if (want_prev)
+		eng_kv_release(&prev);
+	return 0;
+}
+
+static int g_del(struct side *s, const struct eng_op *op, struct cres *r)
+{
+	struct eng_op_res o;
+	struct eng_txn_res t;
+	int64_t deleted = 0;
+	eng_rev_t rev = 0;
+	int rc;
+
+	rc = eng_delete(E(s), op->key, op->key_len, op->end, op->end_len,
+	                &deleted, &rev);
+	memset(r, 0, sizeof(*r));
+	if (!rc) {
+		memset(&o, 0, sizeof(o));
+		o.type = ENG_OP_DELETE;
+		o.deleted = deleted;
+		memset(&t, 0, sizeof(t));
+		t.succeeded = true;
+		t.header_rev = rev;
+		t.res = &o;
+		t.nres = 1;
+		cres_from_txn(s->idx, &t, r);
+	}
+	r->err = rc;
+	return 0;
+}
+
+static int g_compact(struct side *s, eng_rev_t rev, bool wait, struct cres *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = eng_compact(E(s), rev, wait);
+	return 0;
+}
+
+static int g_lease_grant(struct side *s, eng_lease_t id, int64_t ttl,
+                         eng_lease_t *out, struct cres *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = eng_lease_grant(E(s), id, ttl, NULL, out);
+	return 0;
+}
+
+static int g_lease_revoke(struct side *s, eng_lease_t id, struct cres *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = eng_lease_revoke(E(s), id, &r->rev);
+	return 0;
+}
+
+static int g_lease_alive(struct side *s, eng_lease_t id)
+{
+	struct eng_lease_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc = eng_lease_ttl(E(s), id, 0, &info);
+	eng_lease_info_release(&info);
+	if (rc == ENG_E_LEASE_NOT_FOUND)
+		return 0;
+	return rc ? rc : 1;
+}
+
+static int g_current_rev(struct side *s, eng_rev_t *rev)
+{
+	*rev = eng_current_rev(E(s));
+	return 0;
+}
+
+static int g_watch_open(struct side *s, const void *key, size_t key_len,
+                        const void *end, size_t end_len, eng_rev_t start,
+                        void **w)
+{
+	eng_watch *ew = NULL;
+	int rc = eng_watch_open(E(s), key, key_len, end, end_len, start, NULL,
+	                        NULL, &ew);
+
+	*w = rc ? NULL : ew;
+	return rc;
+}
+
+static int g_watch_poll(struct side *s, void *w, struct cevlist *l,
+                        int timeout_ms)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	struct eng_event *evs;
+	int i, n, waited = 0;
+
+	while (!l->end_err) {
+		n = eng_watch_read(w, &evs, 256);
+		if (n < 0) {
+			l->end_err = n;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			cevlist_push(l, &evs[i]);
+		if (n > 0) {
+			timeout_ms = 0;
+			continue;
+		}
+		if (waited >= timeout_ms)
+			break;
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+	return 0;
+}
+
+static void g_watch_close(struct side *s, void *w)
+{
+	eng_watch_close(w);
+}
+
+static void g_close(struct side *s)
+{
+	eng_close(E(s));
+	s->impl = NULL;
+}
+
+static const struct side_ops engine_ops = {
+    .kind = "engine",
+    .range = g_range,
+    .txn = g_txn,
+    .put = g_put,
+    .del = g_del,
+    .compact = g_compact,
+    .lease_grant = g_lease_grant,
+    .lease_revoke = g_lease_revoke,
+    .lease_alive = g_lease_alive,
+    .current_rev = g_current_rev,
+    .watch_open = g_watch_open,
+    .watch_poll = g_watch_poll,
+    .watch_close = g_watch_close,
+    .close = g_close,
+};
+
+int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms)
+{
+	struct eng_options opt;
+	eng *e;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	eng_options_init(&opt);
+	opt.sync = ENG_SYNC_NONE;
+	opt.progress_interval_ms = progress_ms;
+	opt.log = engine_log;
+	rc = eng_open(dir, &opt, &e);
+	if (rc)
+		return rc;
+	snprintf(s->name, sizeof(s->name), "engine %s", dir);
+	s->ops = &engine_ops;
+	s->idx = idx;
+	s->impl = e;
+	return 0;
+}
