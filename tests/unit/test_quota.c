@@ -1,0 +1,117 @@
+/*
+ * test_quota.c — the NOSPACE alarm with a tiny quota: puts (and txns whose
+ * executed branch puts) are refused once the store would pass the quota,
+ * the alarm is sticky, reads, deletes, read-only txns and compaction still
+ * work, and the alarm clears once compaction brings the files back under.
+ * Also the read-only store.
+ */
+#include "engine_helpers.h"
+
+#define QUOTA (512 * 1024)
+
+static void fill(char *p, size_t n, unsigned *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)rand_r(seed);
+}
+
+static void test_alarm_and_recovery(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	static char v[16384];
+	unsigned seed = 7;
+	struct eng_stats st;
+	struct eng_txn_res res;
+	struct eng_op put = {.type = ENG_OP_PUT,
+	                     .key = "q",
+	                     .key_len = 1,
+	                     .value = "x",
+	                     .value_len = 1};
+	struct eng_op rd = {.type = ENG_OP_RANGE, .key = "q", .key_len = 1};
+	struct eng_cmp never = {.key = "q",
+	                        .key_len = 1,
+	                        .target = ENG_CMP_VERSION,
+	                        .result = ENG_CMP_LT,
+	                        .number = 0};
+	struct eng_txn t = {.cmps = &never,
+	                    .ncmps = 1,
+	                    .success = &put,
+	                    .nsuccess = 1,
+	                    .failure = &rd,
+	                    .nfailure = 1};
+	eng *e;
+	int rc = 0, i;
+
+	(void)state;
+	eng_options_init(&o);
+	o.quota_bytes = QUOTA;
+	e = th_open(dir, &o);
+	th_put(e, "keep", "1");
+	for (i = 0; i < 200; i++) {
+		fill(v, sizeof(v), &seed);
+		rc = eng_put(e, "q", 1, v, sizeof(v), 0, NULL, NULL);
+		if (rc)
+			break;
+	}
+	assert_int_equal(rc, ENG_E_NOSPACE);
+	assert_true(i > 5);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_true(st.alarm_nospace);
+	/* Sticky: even a small put is refused. */
+	assert_int_equal(eng_put(e, "small", 5, "x", 1, 0, NULL, NULL),
+	                 ENG_E_NOSPACE);
+	/* Reads, deletes and a txn whose executed branch only reads work. */
+	assert_string_equal(th_get(e, "keep", 0), "1");
+	th_del(e, "keep", NULL, 1);
+	assert_int_equal(eng_txn(e, &t, &res), 0);
+	assert_false(res.succeeded);
+	eng_txn_res_release(&res);
+	never.result = ENG_CMP_GT; /* now the put branch runs */
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_NOSPACE);
+	eng_txn_res_release(&res);
+	/* Compaction clears it once the files are back under the quota. */
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_false(st.alarm_nospace);
+	assert_true(st.db_bytes < QUOTA);
+	assert_int_equal(eng_put(e, "small", 5, "x", 1, 0, NULL, NULL), 0);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+static void test_read_only(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	eng *e = th_open(dir, NULL);
+	struct eng_range_res res;
+
+	(void)state;
+	th_put(e, "a", "1");
+	eng_close(e);
+	eng_options_init(&o);
+	o.read_only = true;
+	e = th_open(dir, &o);
+	assert_string_equal(th_get(e, "a", 0), "1");
+	assert_int_equal(eng_put(e, "a", 1, "2", 1, 0, NULL, NULL),
+	                 ENG_E_READ_ONLY);
+	assert_int_equal(eng_delete(e, "a", 1, NULL, 0, NULL, NULL),
+	                 ENG_E_READ_ONLY);
+	assert_int_equal(eng_compact(e, 2, false), ENG_E_READ_ONLY);
+	assert_int_equal(th_range(e, "a", "b", 0, 0, 0, &res), 0);
+	assert_int_equal(res.n, 1);
+	eng_range_res_release(&res);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_alarm_and_recovery),
+	    cmocka_unit_test(test_read_only),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
