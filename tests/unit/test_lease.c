@@ -1,0 +1,465 @@
+/*
+ * test_lease.c — leases through the real engine (eng_open in a mktemp -d
+ * directory): grant (ids, names, TTL bounds), keepalive, set_ttl, revoke,
+ * time-to-live with keys, list; attached keys deleted in one revision with
+ * DELETE events to a watcher, by revoke and by expiry; expiry timing (the
+ * measured lateness is printed); renewals that keep a lease alive and take
+ * no revision; reopen (leases survive with their full TTL); 100,000 live
+ * leases with a few short ones expiring on time; keepalive racing expiry.
+ */
+#include "tests/unit/engine_helpers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static eng *open_fast(const char *dir)
+{
+	struct eng_options o;
+
+	eng_options_init(&o);
+	o.sync = ENG_SYNC_NONE; /* leases are about time, not fsync */
+	o.progress_interval_ms = 100;
+	return th_open(dir, &o);
+}
+
+static void put_leased(eng *e, const char *k, eng_lease_t id)
+{
+	assert_int_equal(eng_put(e, k, strlen(k), "v", 1, id, NULL, NULL), 0);
+}
+
+static bool exists(eng *e, const char *k)
+{
+	return th_get(e, k, 0) != NULL;
+}
+
+/* Read a watch until n DELETE events came (or timeout_ms passed); with
+ * same_rev they must share one revision.  Returns the first DELETE's
+ * revision (0 on timeout). */
+static eng_rev_t wait_deletes(eng_watch *w, int n, int64_t timeout_ms,
+                              int64_t *when_ms, bool same_rev)
+{
+	int64_t end = now_ms() + timeout_ms;
+	eng_rev_t rev = 0;
+	int got = 0;
+
+	while (got < n && now_ms() < end) {
+		struct eng_event *evs;
+		int k = eng_watch_read(w, &evs, 64);
+
+		assert_true(k >= 0);
+		for (int i = 0; i < k; i++) {
+			/* the puts that attached the keys come first */
+			if (evs[i].type == ENG_EV_PROGRESS ||
+			    evs[i].type == ENG_EV_PUT)
+				continue;
+			assert_int_equal(evs[i].type, ENG_EV_DELETE);
+			assert_true(evs[i].kv.deleted);
+			if (!rev)
+				rev = evs[i].kv.mod_rev;
+			if (same_rev)
+				assert_int_equal(evs[i].kv.mod_rev, rev);
+			got++;
+		}
+		if (!k)
+			usleep(1000);
+	}
+	if (when_ms)
+		*when_ms = now_ms();
+	return got == n ? rev : 0;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_lease_grant_ops(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	struct eng_lease_info info, *list;
+	eng_lease_t a, b, c, got;
+	eng_rev_t rev0 = eng_current_rev(e);
+	int64_t ttl = 0;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(eng_lease_grant(e, 0, 0, NULL, &a), ENG_E_TTL);
+	assert_int_equal(eng_lease_grant(e, 0, 9000000001LL, NULL, &a),
+	                 ENG_E_TTL);
+	assert_int_equal(eng_lease_grant(e, 0, 9000000000LL, NULL, &c), 0);
+	assert_int_equal(eng_lease_grant(e, 0, 60, NULL, &a), 0);
+	assert_true(a > 0 && a != c);
+	assert_int_equal(eng_lease_grant(e, 42, 30, "node-1", &b), 0);
+	assert_int_equal(b, 42);
+	assert_int_equal(eng_lease_grant(e, 42, 30, NULL, &got),
+	                 ENG_E_LEASE_EXISTS);
+	assert_int_equal(eng_lease_grant(e, 0, 30, "node-1", &got),
+	                 ENG_E_LEASE_EXISTS);
+	assert_int_equal(eng_lease_lookup(e, "node-1", &got), 0);
+	assert_int_equal(got, 42);
+	assert_int_equal(eng_lease_lookup(e, "node-2", &got),
+	                 ENG_E_LEASE_NOT_FOUND);
+	/* leases take no revision */
+	assert_int_equal(eng_current_rev(e), rev0);
+
+	assert_int_equal(eng_lease_ttl(e, 42, 0, &info), 0);
+	assert_int_equal(info.id, 42);
+	assert_string_equal(info.name, "node-1");
+	assert_int_equal(info.granted_ttl, 30);
+	assert_true(info.remaining_ms > 29000 && info.remaining_ms <= 30000);
+	assert_int_equal(info.nkeys, 0);
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_lease_ttl(e, c, 0, &info), 0);
+	assert_int_equal(info.granted_ttl, 9000000000LL);
+	assert_true(info.remaining_ms > 8999999000000LL);
+	eng_lease_info_release(&info);
+
+	usleep(1100000);
+	assert_int_equal(eng_lease_keepalive(e, 42, &ttl), 0);
+	assert_int_equal(ttl, 30);
+	assert_int_equal(eng_lease_ttl(e, 42, 0, &info), 0);
+	assert_true(info.remaining_ms > 29500); /* renewed, not 28.9 s */
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_lease_set_ttl(e, 42, 5), 0);
+	assert_int_equal(eng_lease_ttl(e, 42, 0, &info), 0);
+	assert_int_equal(info.granted_ttl, 5);
+	assert_true(info.remaining_ms > 4500 && info.remaining_ms <= 5000);
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_lease_set_ttl(e, 42, 0), ENG_E_TTL);
+	assert_int_equal(eng_current_rev(e), rev0);
+
+	assert_int_equal(eng_lease_list(e, &list, &n), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 1; i < n; i++)
+		assert_true(list[i - 1].id < list[i].id);
+	assert_int_equal(list[0].id, 42);
+	assert_string_equal(list[0].name, "node-1");
+	free(list);
+
+	assert_int_equal(eng_lease_revoke(e, 42, &rev0), 0);
+	assert_int_equal(rev0, eng_current_rev(e)); /* no keys: no revision */
+	assert_int_equal(eng_lease_revoke(e, 42, NULL), ENG_E_LEASE_NOT_FOUND);
+	assert_int_equal(eng_lease_keepalive(e, 42, NULL),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_int_equal(eng_lease_ttl(e, 42, 0, &info), ENG_E_LEASE_NOT_FOUND);
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_lease_lookup(e, "node-1", &got),
+	                 ENG_E_LEASE_NOT_FOUND);
+	/* the name is free again */
+	assert_int_equal(eng_lease_grant(e, 0, 30, "node-1", &got), 0);
+	assert_true(got != 42);
+	/* a put attaching a missing lease fails and writes nothing */
+	assert_int_equal(eng_put(e, "k", 1, "v", 1, 42, NULL, NULL),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_int_equal(eng_current_rev(e), rev0);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Revoke deletes every attached key in one revision; watchers see it. */
+static void test_lease_revoke_keys(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	struct eng_lease_info info;
+	eng_watch *w;
+	eng_lease_t id;
+	eng_rev_t rev;
+
+	(void)state;
+	assert_int_equal(eng_lease_grant(e, 0, 60, NULL, &id), 0);
+	put_leased(e, "r/a", id);
+	put_leased(e, "r/b", id);
+	put_leased(e, "r/c", id);
+	th_put(e, "r/free", "v");
+	assert_int_equal(eng_lease_ttl(e, id, ENG_LEASE_KEYS, &info), 0);
+	assert_int_equal(info.nkeys, 3);
+	assert_int_equal(info.keys[0].key_len, 3);
+	assert_memory_equal(info.keys[0].key, "r/a", 3);
+	assert_memory_equal(info.keys[2].key, "r/c", 3);
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_watch_open(e, "r/", 2, "r0", 2, 0, NULL, NULL, &w),
+	                 0);
+
+	assert_int_equal(eng_lease_revoke(e, id, &rev), 0);
+	assert_int_equal(rev, eng_current_rev(e));
+	assert_int_equal(wait_deletes(w, 3, 5000, NULL, true), rev);
+	assert_false(exists(e, "r/a"));
+	assert_false(exists(e, "r/c"));
+	assert_true(exists(e, "r/free"));
+	eng_watch_close(w);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Expiry: the keys vanish in one revision, on time; renewals keep a lease
+ * alive and take no revision. */
+static void test_lease_expiry(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	struct eng_lease_info info;
+	eng_watch *w;
+	eng_lease_t id, kept;
+	eng_rev_t rev, rev0;
+	int64_t t0, t1, when;
+
+	(void)state;
+	assert_int_equal(eng_watch_open(e, "x/", 2, "x0", 2, 0, NULL, NULL, &w),
+	                 0);
+	assert_int_equal(eng_lease_grant(e, 0, 2, NULL, &kept), 0);
+	put_leased(e, "x/kept", kept);
+	t0 = now_ms();
+	assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &id), 0);
+	t1 = now_ms();
+	put_leased(e, "x/1", id);
+	put_leased(e, "x/2", id);
+	put_leased(e, "x/3", id);
+
+	/* renew "kept" every 300 ms while "id" expires */
+	rev0 = eng_current_rev(e);
+	while (now_ms() < t0 + 900) {
+		assert_int_equal(eng_lease_keepalive(e, kept, NULL), 0);
+		usleep(300000);
+	}
+	assert_int_equal(eng_lease_keepalive(e, kept, NULL), 0);
+	assert_int_equal(eng_current_rev(e), rev0);
+	rev = wait_deletes(w, 3, 5000, &when, true);
+	assert_true(rev > rev0);
+	fprintf(stderr, "# expiry of a 1 s lease: %lld ms after its deadline\n",
+	        (long long)(when - (t1 + 1000)));
+	assert_true(when >= t0 + 1000);
+	assert_true(when <= t1 + 1000 + 1500);
+	assert_int_equal(eng_lease_keepalive(e, id, NULL),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_int_equal(eng_lease_ttl(e, id, 0, &info), ENG_E_LEASE_NOT_FOUND);
+	eng_lease_info_release(&info);
+	assert_false(exists(e, "x/1"));
+
+	for (int i = 0; i < 8; i++) {
+		usleep(300000);
+		assert_int_equal(eng_lease_keepalive(e, kept, NULL), 0);
+		t0 = now_ms();
+	}
+	assert_true(exists(e, "x/kept"));
+	/* stop renewing: it goes 2 s after the last keepalive */
+	rev = wait_deletes(w, 1, 5000, &when, true);
+	assert_true(rev > 0);
+	fprintf(stderr, "# expiry of a 2 s lease: %lld ms after its deadline\n",
+	        (long long)(when - (t0 + 2000)));
+	assert_true(when >= t0 + 1950);
+	assert_true(when <= t0 + 2000 + 1500);
+	assert_false(exists(e, "x/kept"));
+	eng_watch_close(w);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Leases survive a reopen with their full TTL (etcd's rule). */
+static void test_lease_reopen(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	struct eng_lease_info info;
+	eng_lease_t id, got;
+	eng_watch *w;
+	int64_t t0, when;
+
+	(void)state;
+	assert_int_equal(eng_lease_grant(e, 0, 2, "lock", &id), 0);
+	assert_int_equal(eng_lease_grant(e, 77, 100, NULL, &got), 0);
+	assert_int_equal(eng_lease_set_ttl(e, 77, 50), 0);
+	put_leased(e, "lk/holder", id);
+	usleep(1200000);
+	eng_close(e);
+
+	e = open_fast(dir);
+	t0 = now_ms();
+	assert_int_equal(eng_lease_lookup(e, "lock", &got), 0);
+	assert_int_equal(got, id);
+	assert_int_equal(eng_lease_ttl(e, id, ENG_LEASE_KEYS, &info), 0);
+	assert_int_equal(info.granted_ttl, 2);
+	assert_true(info.remaining_ms > 1700); /* full TTL, not 0.8 s */
+	assert_int_equal(info.nkeys, 1);
+	assert_memory_equal(info.keys[0].key, "lk/holder", 9);
+	eng_lease_info_release(&info);
+	assert_int_equal(eng_lease_ttl(e, 77, 0, &info), 0);
+	assert_int_equal(info.granted_ttl, 50);
+	eng_lease_info_release(&info);
+	assert_true(exists(e, "lk/holder"));
+
+	assert_int_equal(
+	    eng_watch_open(e, "lk/", 3, "lk0", 3, 0, NULL, NULL, &w), 0);
+	assert_true(wait_deletes(w, 1, 5000, &when, true) > 0);
+	fprintf(stderr, "# reopened 2 s lease expired %lld ms after open\n",
+	        (long long)(when - t0));
+	assert_true(when >= t0 + 1900);
+	assert_true(when <= t0 + 2000 + 1500);
+	assert_int_equal(eng_lease_lookup(e, "lock", &got),
+	                 ENG_E_LEASE_NOT_FOUND);
+	eng_watch_close(w);
+	eng_close(e);
+
+	e = open_fast(dir); /* the expiry was durable */
+	assert_int_equal(eng_lease_lookup(e, "lock", &got),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_false(exists(e, "lk/holder"));
+	assert_int_equal(eng_lease_ttl(e, 77, 0, &info), 0);
+	eng_lease_info_release(&info);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* 100,000 live leases: short ones still expire on time, renewals are
+ * cheap. */
+#define NMANY     100000
+#define NGRANTERS 4
+
+struct granter {
+	eng *e;
+	eng_lease_t *ids;
+	int from, to;
+};
+
+static void *grant_many(void *arg)
+{
+	struct granter *g = arg;
+
+	for (int i = g->from; i < g->to; i++)
+		if (eng_lease_grant(g->e, 0, 3600, NULL, &g->ids[i]))
+			g->ids[i] = -1;
+	return NULL;
+}
+
+static void test_lease_many(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	eng_lease_t *ids = calloc(NMANY, sizeof(*ids));
+	eng_lease_t shorts[5];
+	struct granter g[NGRANTERS];
+	pthread_t th[NGRANTERS];
+	struct eng_stats st;
+	eng_watch *w;
+	int64_t t0, t1, when, worst = 0;
+	char k[32];
+
+	(void)state;
+	assert_non_null(ids);
+	t0 = now_ms();
+	for (int i = 0; i < NGRANTERS; i++) {
+		g[i].e = e;
+		g[i].ids = ids;
+		g[i].from = i * (NMANY / NGRANTERS);
+		g[i].to = (i + 1) * (NMANY / NGRANTERS);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, grant_many, &g[i]), 0);
+	}
+	for (int i = 0; i < NGRANTERS; i++)
+		pthread_join(th[i], NULL);
+	fprintf(stderr, "# %d grants in %lld ms\n", NMANY,
+	        (long long)(now_ms() - t0));
+	for (int i = 0; i < NMANY; i++)
+		assert_true(ids[i] > 0);
+
+	assert_int_equal(eng_watch_open(e, "m/", 2, "m0", 2, 0, NULL, NULL, &w),
+	                 0);
+	t0 = now_ms();
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &shorts[i]), 0);
+		snprintf(k, sizeof(k), "m/%d", i);
+		put_leased(e, k, shorts[i]);
+	}
+	t1 = now_ms();
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_int_equal(st.leases, NMANY + 5);
+
+	/* renew them all meanwhile: O(log n) each, no revision */
+	for (int i = 0; i < NMANY; i++)
+		assert_int_equal(eng_lease_keepalive(e, ids[i], NULL), 0);
+	fprintf(stderr, "# %d keepalives in %lld ms\n", NMANY,
+	        (long long)(now_ms() - t1));
+
+	/* five expiries, five revisions */
+	assert_true(wait_deletes(w, 5, 5000, &when, false) > 0);
+	worst = when - (t0 + 1000);
+	/* deadlines were set between t0 and t1 */
+	fprintf(stderr,
+	        "# 5 short leases among %d: last gone %lld ms after "
+	        "the first deadline (grants took %lld ms)\n",
+	        NMANY, (long long)worst, (long long)(t1 - t0));
+	assert_true(worst <= (t1 - t0) + 1500);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_int_equal(st.leases, NMANY);
+	eng_watch_close(w);
+	free(ids);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* A keepalive racing expiry: whichever the manager takes first wins, and
+ * the outcome is consistent either way. */
+static void test_lease_keepalive_race(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	int won = 0, lost = 0;
+
+	(void)state;
+	for (int r = 0; r < 4; r++) {
+		eng_lease_t id;
+		int64_t t0;
+		int rc;
+
+		assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &id), 0);
+		t0 = now_ms();
+		put_leased(e, "race/k", id);
+		/* aim at the deadline, a little before or after */
+		while (now_ms() < t0 + 992 + r * 4)
+			usleep(500);
+		rc = eng_lease_keepalive(e, id, NULL);
+		if (rc == 0) {
+			/* renewed: alive for about another second */
+			won++;
+			usleep(300000);
+			assert_true(exists(e, "race/k"));
+			assert_int_equal(eng_lease_revoke(e, id, NULL), 0);
+		} else {
+			int64_t end = now_ms() + 3000;
+
+			assert_int_equal(rc, ENG_E_LEASE_NOT_FOUND);
+			lost++;
+			while (exists(e, "race/k") && now_ms() < end)
+				usleep(1000);
+			assert_false(exists(e, "race/k"));
+			assert_int_equal(eng_lease_keepalive(e, id, NULL),
+			                 ENG_E_LEASE_NOT_FOUND);
+		}
+	}
+	fprintf(stderr,
+	        "# keepalive at the deadline: %d renewed, %d too late\n", won,
+	        lost);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lease_grant_ops),
+	    cmocka_unit_test(test_lease_revoke_keys),
+	    cmocka_unit_test(test_lease_expiry),
+	    cmocka_unit_test(test_lease_reopen),
+	    cmocka_unit_test(test_lease_keepalive_race),
+	    cmocka_unit_test(test_lease_many),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
