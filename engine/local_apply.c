@@ -348,7 +348,8 @@ static int quota_check(struct local *l, struct batch *b, size_t bytes)
 	return ENG_E_NOSPACE;
 }
 
-/* etcd's checkRequests, against the state before the txn. */
+/* etcd's checkRequests, against the state before the txn (NOSPACE
+ * first, as etcd's capped applier; then the puts, then the ranges). */
 static int validate_ops(struct local *l, struct batch *b, struct view *v,
                         const struct eng_op *ops, size_t n)
 {
@@ -364,19 +365,11 @@ static int validate_ops(struct local *l, struct batch *b, struct view *v,
 		return ENG_E_READ_ONLY;
 	if (puts && (rc = quota_check(l, b, ops_bytes(ops, n))))
 		return rc;
+	/* etcd checks every put first, then every range. */
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct eng_op *o = &ops[i];
 		struct rec r;
 
-		if (o->type == ENG_OP_RANGE) {
-			if (o->rev == 0)
-				continue;
-			if (o->rev > b->rev)
-				rc = ENG_E_FUTURE_REV;
-			else if (o->rev < b->compact_rev)
-				rc = ENG_E_COMPACTED;
-			continue;
-		}
 		if (o->type != ENG_OP_PUT)
 			continue;
 		if (o->flags & (ENG_PUT_IGNORE_VALUE | ENG_PUT_IGNORE_LEASE)) {
@@ -393,6 +386,16 @@ static int validate_ops(struct local *l, struct batch *b, struct view *v,
 				break;
 			rc = rc == 1 ? 0 : ENG_E_LEASE_NOT_FOUND;
 		}
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct eng_op *o = &ops[i];
+
+		if (o->type != ENG_OP_RANGE || o->rev == 0)
+			continue;
+		if (o->rev > b->rev)
+			rc = ENG_E_FUTURE_REV;
+		else if (o->rev < b->compact_rev)
+			rc = ENG_E_COMPACTED;
 	}
 	cbuf_free(&k);
 	cbuf_free(&buf);

@@ -751,6 +751,10 @@ int local_read_events(struct local *l, eng_rev_t from, eng_rev_t to,
 		}
 		if (!in_range(v + 1, vlen - 1, key, key_len, end, end_len))
 			continue;
+		/* etcd's compaction drops a deletion at exactly the
+		 * compaction revision, so its watches never replay it. */
+		if (v[0] == REC_DEL && rev <= rd.compact_rev)
+			continue;
 		ev.kv.key = v + 1;
 		ev.kv.key_len = vlen - 1;
 		ev.kv.mod_rev = rev;

@@ -198,19 +198,26 @@ static void test_replay_around_compaction(void **state)
 	th_put(e, "x", "1");       /* 5 */
 	th_put(e, "w/b", "2");     /* 6 */
 	assert_int_equal(eng_compact(e, 4, true), 0);
-	/* The deletion at the compaction revision still replays. */
+	/* As etcd: a deletion at exactly the compaction revision is gone
+	 * from the replay; what follows it is there. */
 	assert_int_equal(
 	    local_read_events(l, 4, 10, "w/", 2, "w0", 2, collect, &ev, &crev),
 	    0);
-	assert_int_equal(ev.n, 2);
-	assert_int_equal(ev.revs[0], 4);
-	assert_true(ev.del[0]);
-	assert_int_equal(ev.revs[1], 6);
-	assert_false(ev.del[1]);
+	assert_int_equal(ev.n, 1);
+	assert_int_equal(ev.revs[0], 6);
+	assert_false(ev.del[0]);
 	assert_int_equal(
 	    local_read_events(l, 3, 10, "w/", 2, "w0", 2, collect, &ev, &crev),
 	    ENG_E_COMPACTED);
 	assert_int_equal(crev, 4);
+	/* A put at the compaction revision does replay. */
+	assert_int_equal(eng_compact(e, 5, true), 0);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(
+	    local_read_events(l, 5, 10, "x", 1, NULL, 0, collect, &ev, &crev),
+	    0);
+	assert_int_equal(ev.n, 1);
+	assert_int_equal(ev.revs[0], 5);
 	eng_close(e);
 	th_cleanup(dir);
 }
