@@ -257,7 +257,8 @@ static int entry_name(struct fs *fs, struct fs_dh *dh, const struct eng_kv *kv,
 	n = fs_name_encode(kv->key + dh->prefix_len, sl, true, out);
 	if (n < 0)
 		return n;
-	if (kv->is_prefix && kv->key_len > 1) {
+	/* (An empty segment's "file" would be this directory's marker.) */
+	if (kv->is_prefix && sl > 0) {
 		struct eng_kv f = {0};
 
 		/* A key that is also a prefix: the directory is NAME%. */
@@ -489,7 +490,8 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto fail;
 	/* key is "dir/seg/": the file "dir/seg" takes the plain name. */
-	if (fs_name_decode(name, strlen(name), &dn) == 0 && !dn.twin) {
+	if (fs_name_decode(name, strlen(name), &dn) == 0 && !dn.twin &&
+	    (dn.hashed || dn.len > 0)) {
 		rc = eng_get(fs->e, key, key_len - 1, 0, NULL, &kv);
 		if (rc < 0) {
 			rc = -fs_errno(rc);

@@ -195,6 +195,8 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 		        "commit of '%s' (%zu bytes) refused: %s", key, wb->len,
 		        eng_strerror(rc));
 		free(key);
+		/* The kernel's size and pages show what was not stored. */
+		fs_inval_later(fs, in->ino);
 		return -fs_errno(rc);
 	}
 	fs_logf(ENG_LOG_DEBUG, "commit '%s' (%zu bytes) at revision %lld", key,
@@ -205,6 +207,31 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	in->cache_mod_rev = 0;
 	free(key);
 	return 0;
+}
+
+/*
+ * A refused write loses nothing: the buffer goes back to the stored value
+ * (undoing an O_TRUNC too) and is clean again.  Called with in->lock held.
+ */
+static void wbuf_reset_locked(struct fs *fs, struct fs_inode *in)
+{
+	struct fs_wbuf *wb = in->wbuf;
+	struct eng_kv kv = { 0 };
+	char *key = NULL;
+	size_t key_len;
+
+	wb->len = 0;
+	wb->dirty = wb->written = false;
+	if (fs_inode_key(fs, in, &key, &key_len) == 0 &&
+	    eng_get(fs->e, key, key_len, 0, NULL, &kv) == 0 &&
+	    kv.mod_rev > 0 && wbuf_reserve(wb, kv.value_len) == 0) {
+		memcpy(wb->data, kv.value, kv.value_len);
+		wb->len = kv.value_len;
+	}
+	eng_kv_release(&kv);
+	free(key);
+	/* The kernel set its size at the O_TRUNC: make it ask again. */
+	fs_inval_later(fs, in->ino);
 }
 
 int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size)
@@ -255,6 +282,8 @@ static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	}
 	pthread_mutex_lock(&in->lock);
 	rc = wbuf_join(in, &cur, (flags & O_TRUNC) != 0);
+	/* The kernel's pages may soon hold bytes never committed. */
+	in->cache_mod_rev = 0;
 	pthread_mutex_unlock(&in->lock);
 	if (rc == 0)
 		fh->writer = true;
@@ -589,9 +618,11 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		off = (off_t)wb->len;
 	end = (size_t)off + size;
 	if (off < 0 || end > fs->cfg.max_value) {
+		wbuf_reset_locked(fs, in);
 		pthread_mutex_unlock(&in->lock);
 		fs_reply_err(req, EFBIG, "write",
-		             "'%s': %zu bytes would pass max_value %zu",
+		             "'%s': %zu bytes would pass max_value %zu; the "
+		             "write is dropped, the stored value kept",
 		             in->key, end, fs->cfg.max_value);
 		return;
 	}

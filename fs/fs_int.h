@@ -62,6 +62,8 @@ struct fs_inode {
 	                            protected by lock */
 };
 
+#define FS_INVAL_Q 256
+
 struct fs {
 	eng *e;
 	struct fs_config cfg;
@@ -83,6 +85,9 @@ struct fs {
 	bool notify_running;
 	int notify_efd;
 	volatile int notify_stop;
+	pthread_mutex_t inval_lock;
+	fuse_ino_t inval_q[FS_INVAL_Q]; /* protected by inval_lock */
+	size_t inval_n;                 /* protected by inval_lock */
 };
 
 /* ---- fs_log.c ---- */
@@ -198,6 +203,12 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                     const char *value, size_t size, int flags);
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- fs_notify.c ---- */
+/* Have the notifier thread invalidate ino's attributes and pages (for an
+ * operation that may not call the kernel itself).  Best effort: when the
+ * queue is full the attribute timeout bounds the staleness. */
+void fs_inval_later(struct fs *fs, fuse_ino_t ino);
 
 /* ---- fs_history.c ---- */
 struct fs_hist;

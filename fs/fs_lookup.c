@@ -299,6 +299,12 @@ int fs_name_to_key(struct fs *fs, struct fs_inode *parent, const char *name,
 		rc = fs_child_key(pkey, pkey_len, dn.seg, dn.len, as_dir, key,
 		                  key_len);
 	}
+	/* An empty segment as a file would be the directory's marker. */
+	if (rc == 0 && !as_dir && !dn.hashed && dn.len == 0) {
+		free(*key);
+		*key = NULL;
+		rc = -EINVAL;
+	}
 	if (rc == 0 && *key_len == 0) {
 		free(*key);
 		*key = NULL;
@@ -452,8 +458,9 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 	}
 	if (rc < 0)
 		goto fail;
-	/* key is "dir/seg/"; key_len - 1 is the file's key. */
-	if (!dn.twin && key_len > 1) {
+	/* key is "dir/seg/"; key_len - 1 is the file's key, unless the
+	 * segment is empty: "dir/" is the directory's own marker. */
+	if (!dn.twin && key_len > 1 && (dn.hashed || dn.len > 0)) {
 		rc = eng_get(fs->e, key, key_len - 1, rev, NULL, &kv);
 		if (rc < 0) {
 			rc = -fs_errno(rc);

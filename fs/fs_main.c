@@ -60,6 +60,7 @@ int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
 	fs->e = e;
 	fs->cfg = *cfg;
 	fs->notify_efd = -1;
+	pthread_mutex_init(&fs->inval_lock, NULL);
 	fs->prefix = malloc(plen + 2);
 	if (!fs->prefix) {
 		free(fs);
@@ -90,6 +91,7 @@ void fs_free(struct fs *fs)
 	if (fs->by_ino)
 		fs_commit_all(fs);
 	fs_itab_free(fs);
+	pthread_mutex_destroy(&fs->inval_lock);
 	free(fs->prefix);
 	free(fs);
 }

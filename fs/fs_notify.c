@@ -92,6 +92,34 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv)
 		                                 (size_t)n);
 }
 
+void fs_inval_later(struct fs *fs, fuse_ino_t ino)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	if (fs->inval_n < FS_INVAL_Q)
+		fs->inval_q[fs->inval_n++] = ino;
+	pthread_mutex_unlock(&fs->inval_lock);
+	if (fs->notify_efd >= 0 &&
+	    write(fs->notify_efd, &one, sizeof(one)) < 0) {
+		/* the thread also wakes up every second */
+	}
+}
+
+static void drain_inval_queue(struct fs *fs)
+{
+	fuse_ino_t q[FS_INVAL_Q];
+	size_t n;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	n = fs->inval_n;
+	memcpy(q, fs->inval_q, n * sizeof(q[0]));
+	fs->inval_n = 0;
+	pthread_mutex_unlock(&fs->inval_lock);
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, q[i], 0, 0);
+}
+
 static void *notify_main(void *arg)
 {
 	struct fs *fs = arg;
@@ -108,6 +136,7 @@ static void *notify_main(void *arg)
 			break;
 		if (fs->notify_stop)
 			break;
+		drain_inval_queue(fs);
 		while ((n = eng_watch_read(fs->watch, &evs, FS_NOTIFY_BATCH)) >
 		       0) {
 			bool reopen = false;

@@ -63,7 +63,7 @@ static int resolve_child(struct fs *fs, struct fs_inode *p, const char *name,
 	rc = fs_name_to_key(fs, p, name, true, false, &k, &kl);
 	if (rc < 0)
 		return rc;
-	if (!dn.twin && kl > 1) {
+	if (!dn.twin && kl > 1 && (dn.hashed || dn.len > 0)) {
 		rc = eng_get(fs->e, k, kl - 1, 0, NULL, &kv);
 		if (rc < 0) {
 			free(k);
