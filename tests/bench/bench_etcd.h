@@ -160,6 +160,9 @@ static inline int bench_etcd_put(CURL *h, const struct bench_etcd *x,
 	snprintf(body + o, cap - o, "\"}");
 	code = bench_http_post(h, x->url, "/v3/kv/put", body, ans);
 	free(body);
+	if (code != 200)
+		fprintf(stderr, "etcd put: HTTP %ld: %.200s\n", code,
+		        ans->p ? ans->p : "");
 	return code == 200 ? 0 : -1;
 }
 

@@ -489,7 +489,9 @@ struct bw_client {
 static void bw_etcd_line(struct bw_client *c, const char *line, size_t len,
                          int64_t now)
 {
-	json_t *root = json_loadb(line, len, 0, NULL), *evs, *ev;
+	/* cluster_id and member_id may not fit in an int64. */
+	json_t *root = json_loadb(line, len, JSON_DECODE_INT_AS_REAL, NULL);
+	json_t *evs, *ev;
 	size_t i;
 
 	if (!root) {
