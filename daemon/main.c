@@ -309,6 +309,9 @@ int main(int argc, char **argv)
 			fuse_loop_cfg_destroy(lc);
 		}
 	}
+	/* libfuse returns the signal that ended the loop: a clean stop. */
+	if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP)
+		rc = 0;
 	ret = rc == 0 ? 0 : 1;
 	rv_log(ENG_LOG_INFO, "session ended (%s); unmounting",
 	       rc == 0 ? "unmounted or signal" : strerror(rc < 0 ? -rc : rc));
