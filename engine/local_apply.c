@@ -683,6 +683,11 @@ static int apply_lease_put(struct local *l, struct batch *b,
 		cr->rc = ENG_E_READ_ONLY;
 		return 0;
 	}
+	/* etcd's capped applier refuses grants under NOSPACE too. */
+	if (cr->lcreate && atomic_load(&l->alarm)) {
+		cr->rc = ENG_E_NOSPACE;
+		return 0;
+	}
 	rc = ENG_E_NOMEM;
 	if (codec_lease_key(&k, lr->id))
 		goto out;
