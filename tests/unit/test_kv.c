@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static void test_generations(void **state)
 {
@@ -593,6 +594,47 @@ static void test_snapshot_and_history(void **state)
 	th_cleanup(dir);
 }
 
+static void test_sync_modes_and_stats(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	struct eng_stats st;
+	struct timespec ts = {0, 300000000};
+	eng *e;
+
+	(void)state;
+	eng_options_init(&o);
+	o.sync = ENG_SYNC_NONE;
+	e = th_open(dir, &o);
+	for (int i = 0; i < 10; i++)
+		th_put(e, "s", "v");
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_int_equal(st.fsyncs, 0);
+	assert_int_equal(st.commits, 10);
+	assert_int_equal(st.txn.count, 10);
+	assert_int_equal(st.txn.errors, 0);
+	/* Cumulative buckets: each holds at least the one before. */
+	for (int i = 1; i < ENG_LAT_BUCKETS; i++)
+		assert_true(st.txn.buckets[i] >= st.txn.buckets[i - 1]);
+	assert_int_equal(st.txn.buckets[ENG_LAT_BUCKETS - 1], 10);
+	eng_close(e);
+
+	/* Interval: the background thread syncs what is pending. */
+	o.sync = ENG_SYNC_INTERVAL;
+	o.sync_interval_ms = 50;
+	e = th_open(dir, &o);
+	th_put(e, "s", "v");
+	th_put(e, "s", "v");
+	nanosleep(&ts, NULL);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_true(st.fsyncs >= 1);
+	assert_true(st.fsyncs <= 3);
+	assert_int_equal(st.rev, 13);
+	assert_int_equal(st.keys, 1);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 #define NTHREADS 8
 #define NPUTS    100
 
@@ -671,6 +713,7 @@ int main(void)
 	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_not_store_and_locked),
 	    cmocka_unit_test(test_snapshot_and_history),
+	    cmocka_unit_test(test_sync_modes_and_stats),
 	    cmocka_unit_test(test_concurrent_group_commit),
 	};
 
