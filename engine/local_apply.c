@@ -5,7 +5,7 @@
  *
  * Every request is first validated against the state it starts from
  * (etcd's order: NOSPACE, then per op: future/compacted ranges, missing key
- * for IGNORE_*, missing lease), so a refused request writes nothing.  Then
+ * for IGNORE_*, missing lease), so a rejected request writes nothing.  Then
  * it executes; each version goes to `k`, `l` and `r` (and the lease attach
  * index `A`) in the same batch, so the indexes always agree.  A txn that
  * changes something takes exactly one revision (b->rev + 1); one that
@@ -341,7 +341,7 @@ static int quota_check(struct local *l, struct batch *b, size_t bytes)
 	atomic_store(&l->alarm, true);
 	eng_logf(&l->base.opt, ENG_LOG_WARN,
 	         "NOSPACE alarm raised: database size %llu would pass the "
-	         "quota of %llu bytes; puts are refused until compaction "
+	         "quota of %llu bytes; puts are rejected until compaction "
 	         "brings it back under",
 	         (unsigned long long)est,
 	         (unsigned long long)l->base.opt.quota_bytes);
@@ -683,7 +683,7 @@ static int apply_lease_put(struct local *l, struct batch *b,
 		cr->rc = ENG_E_READ_ONLY;
 		return 0;
 	}
-	/* etcd's capped applier refuses grants under NOSPACE too. */
+	/* etcd's capped applier rejects grants under NOSPACE too. */
 	if (cr->lcreate && atomic_load(&l->alarm)) {
 		cr->rc = ENG_E_NOSPACE;
 		return 0;

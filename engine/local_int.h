@@ -228,7 +228,7 @@ struct commit_req {
 
 /* Queue r and wait until it is committed; returns r->rc. */
 int local_commit(struct local *l, struct commit_req *r);
-/* Refuse new requests and wait until the queue is empty. */
+/* Reject new requests and wait until the queue is empty. */
 void local_commit_close(struct local *l);
 int local_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res);
 int local_compact(eng *e, eng_rev_t rev, bool wait);
