@@ -48,12 +48,15 @@ struct cres {
 	bool succeeded;
 	struct csub *subs;
 	size_t nsubs;
+	int64_t ttl; /* lease ops: granted TTL (time-to-live, keepalive) */
 };
 
 void cres_free(struct cres *r);
 /* Fill r from a side's native result (deep copy; leases mapped). */
 int cres_from_range(int side, const struct eng_range_res *in, struct cres *r);
 int cres_from_txn(int side, const struct eng_txn_res *in, struct cres *r);
+/* A lease's granted TTL and attached keys (sorted: etcd's order is a map's). */
+int cres_from_lease(const struct eng_lease_info *in, struct cres *r);
 /* Compare; on a difference write a one-line reason to why[] and return
  * false.  keys_only: values are not compared. */
 bool cres_equal(const struct cres *a, const struct cres *b, char *why,
@@ -99,6 +102,8 @@ struct side_ops {
 	int (*lease_grant)(struct side *s, eng_lease_t id, int64_t ttl,
 	                   eng_lease_t *out, struct cres *r);
 	int (*lease_revoke)(struct side *s, eng_lease_t id, struct cres *r);
+	int (*lease_ttl)(struct side *s, eng_lease_t id, struct cres *r);
+	int (*lease_keepalive)(struct side *s, eng_lease_t id, struct cres *r);
 	/* 1 alive, 0 gone, < 0 error */
 	int (*lease_alive)(struct side *s, eng_lease_t id);
 	int (*current_rev)(struct side *s, eng_rev_t *rev);
@@ -171,6 +176,8 @@ enum cop_kind {
 	C_COMPACT,
 	C_LEASE_GRANT,
 	C_LEASE_REVOKE,
+	C_LEASE_TTL,
+	C_LEASE_KEEPALIVE,
 	C_WATCH,
 };
 

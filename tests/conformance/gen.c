@@ -347,6 +347,16 @@ static size_t gen_branch(struct rng *r, struct gen_state *g, struct cop_op *ops,
 			gen_del(r, g, &ops[m]);
 		else
 			gen_range(r, g, &ops[m], true);
+		if (ops[m].type == ENG_OP_RANGE && m > 0 &&
+		    ops[m - 1].type == ENG_OP_PUT && ops[m - 1].key.n &&
+		    rng_pct(r, 50)) {
+			/* read back the put before it: the txn sees its own
+			 * write */
+			bfree(&ops[m].key);
+			bfree(&ops[m].end);
+			ops[m].key = bdup(ops[m - 1].key.p, ops[m - 1].key.n);
+			ops[m].end = bdup("", 0);
+		}
 		if (ops[m].type != ENG_OP_RANGE && ops[m].key.n == 0) {
 			cop_op_free(&ops[m]); /* keep txns valid otherwise */
 			continue;
@@ -423,6 +433,11 @@ static void gen_cmp(struct rng *r, struct gen_state *g, struct ccmp *c)
 		    g->nleases && rng_pct(r, 60)
 		        ? 1 + (int64_t)rng_below(r, (uint64_t)g->nleases)
 		        : 0;
+		/* The sides' ids for one lease differ (etcd picks its own),
+		 * so only = and != against a lease, or any order against 0,
+		 * mean the same on both. */
+		if (c->number && c->result > ENG_CMP_NE)
+			c->result -= 2;
 		break;
 	}
 }
@@ -499,8 +514,10 @@ static void gen_watch(struct rng *r, struct gen_state *g, struct cop *op)
 	op->watch_kind = (int)rng_below(r, (uint64_t)gen_nwatch_kinds());
 	if (k < 20)
 		op->rev = 0;
-	else if (k < 35)
+	else if (k < 30)
 		op->rev = g->cur + 1;
+	else if (k < 36) /* a future start: events come when it is reached */
+		op->rev = g->cur + 3;
 	else if (k < 70)
 		op->rev =
 		    lo + (eng_rev_t)rng_below(r, (uint64_t)(g->cur - lo + 1));
@@ -536,8 +553,11 @@ void gen_op(struct rng *r, struct gen_state *g, struct cop *op)
 			op->id = (eng_lease_t)(((uint64_t)1 << 40) +
 			                       rng_below(r, (uint64_t)1 << 40));
 		}
-	} else if (g->leases && k < 75) {
-		op->kind = C_LEASE_REVOKE;
+	} else if (g->leases && k < 95) {
+		static const enum cop_kind kinds[] = {
+		    C_LEASE_REVOKE, C_LEASE_TTL, C_LEASE_KEEPALIVE};
+
+		op->kind = kinds[rng_below(r, 3)];
 		op->lease =
 		    g->nleases && rng_pct(r, 88)
 		        ? 1 + (int64_t)rng_below(r, (uint64_t)g->nleases)
@@ -681,6 +701,13 @@ void cop_print(FILE *f, const struct cop *op)
 		break;
 	case C_LEASE_REVOKE:
 		fprintf(f, "lease revoke L%lld", (long long)op->lease);
+		break;
+	case C_LEASE_TTL:
+		fprintf(f, "lease time-to-live L%lld (keys)",
+		        (long long)op->lease);
+		break;
+	case C_LEASE_KEEPALIVE:
+		fprintf(f, "lease keepalive L%lld", (long long)op->lease);
 		break;
 	case C_WATCH:
 		fprintf(f, "watch kind %d from rev %lld", op->watch_kind,

@@ -75,7 +75,8 @@ static void lease_add(eng_lease_t id0, eng_lease_t id1)
 struct cwatch {
 	int kind;
 	eng_rev_t start;
-	long opened_at; /* op index */
+	eng_rev_t compact_at_open; /* the compaction revision then */
+	long opened_at;            /* op index */
 	void *w[2];
 	struct cevlist ev[2];
 };
@@ -109,8 +110,8 @@ static void tally_add(const struct cop *op, const struct cres *r)
 static void tally_print(void)
 {
 	static const char *const names[] = {
-	    "put",     "delete",      "range",        "txn",
-	    "compact", "lease-grant", "lease-revoke", "watch"};
+	    "put",         "delete",       "range",     "txn",       "compact",
+	    "lease-grant", "lease-revoke", "lease-ttl", "keepalive", "watch"};
 	int i;
 
 	printf("# ops:");
@@ -133,6 +134,7 @@ struct run {
 	long nops;
 	int expiries;
 	int passed, failed;
+	long corrupt; /* self-check: falsify B's answer at this op (-1 none) */
 	const char *replay; /* how to replay, for messages */
 };
 
@@ -240,6 +242,12 @@ static void exec_on(struct side *s, const struct cop *op, struct cres *r)
 	case C_LEASE_REVOKE:
 		s->ops->lease_revoke(s, conf_lease_id(s->idx, op->lease), r);
 		break;
+	case C_LEASE_TTL:
+		s->ops->lease_ttl(s, conf_lease_id(s->idx, op->lease), r);
+		break;
+	case C_LEASE_KEEPALIVE:
+		s->ops->lease_keepalive(s, conf_lease_id(s->idx, op->lease), r);
+		break;
 	case C_LEASE_GRANT:
 	case C_WATCH:
 		break; /* handled by the caller: they record per-side state */
@@ -310,6 +318,7 @@ static bool open_watch(struct run *R, const struct cop *op, long idx)
 	memset(w, 0, sizeof(*w));
 	w->kind = op->watch_kind;
 	w->start = op->rev;
+	w->compact_at_open = R->g.compact;
 	w->opened_at = idx;
 	gen_watch_range(op->watch_kind, &key, &end);
 	for (s = 0; s < 2; s++)
@@ -353,10 +362,10 @@ static bool compare_watch(struct run *R, int i)
 	if (j == a->n && j == b->n)
 		return true;
 	printf("WATCH DIFFERENCE (seed %llu): watch #%d kind %d from rev %lld "
-	       "opened at op #%ld: event %zu differs (A has %zu events, B "
-	       "%zu)\n",
+	       "opened at op #%ld (compaction revision then %lld): event %zu "
+	       "differs (A has %zu events, B %zu)\n",
 	       (unsigned long long)R->seed, i, w->kind, (long long)w->start,
-	       w->opened_at, j, a->n, b->n);
+	       w->opened_at, (long long)w->compact_at_open, j, a->n, b->n);
 	for (size_t k = j > 2 ? j - 2 : 0; k < j + 3; k++) {
 		printf("  [%zu] A: ", k);
 		if (k < a->n)
@@ -454,6 +463,14 @@ static bool step(struct run *R, long idx, struct cop *op)
 		cop_print(stdout, op);
 		printf("\n");
 		cres_print(stdout, "A", &r[0]);
+	}
+	if (R->corrupt >= 0 && idx >= R->corrupt) {
+		/* prove the checker fails: B's answer is made wrong */
+		R->corrupt = -1;
+		if (r[1].err)
+			r[1].err = ENG_E_INTERNAL;
+		else
+			r[1].rev++;
 	}
 	ok = compare_res(R, idx, op, r);
 	tally_add(op, &r[0]);
@@ -586,11 +603,13 @@ static void usage(FILE *f)
 	       "                   [--expiries K] [--no-leases] "
 	       "[--no-watches] [--max-watches N]\n"
 	       "                   [--dir DIR] [--progress-ms MS] "
-	       "[--verbose]\n"
+	       "[--verbose] [--corrupt OP]\n"
 	       "Side A is the etcd at --endpoint; side B is the revfs engine "
 	       "in a fresh\n"
 	       "directory (under --dir, default $TMPDIR), or the etcd at "
-	       "--endpoint2.\n");
+	       "--endpoint2.  --corrupt falsifies B's answer at op OP (a "
+	       "check of the checker:\n"
+	       "the run must then fail).\n");
 }
 
 int main(int argc, char **argv)
@@ -607,6 +626,7 @@ int main(int argc, char **argv)
 	    {"dir", required_argument, NULL, 'd'},
 	    {"progress-ms", required_argument, NULL, 'p'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"corrupt", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -626,6 +646,7 @@ int main(int argc, char **argv)
 	         (uint64_t)getpid();
 	R.seed %= 1000000000;
 	R.nops = 2000;
+	R.corrupt = -1;
 	R.expiries = 2;
 	R.g.leases = true;
 	R.g.watches = true;
@@ -666,6 +687,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			conf_verbose = true;
+			break;
+		case 'C':
+			R.corrupt = strtol(optarg, NULL, 0);
 			break;
 		case 'h':
 			usage(stdout);

@@ -128,6 +128,42 @@ int cres_from_txn(int side, const struct eng_txn_res *in, struct cres *r)
 	return 0;
 }
 
+static int ckv_key_cmp(const void *x, const void *y)
+{
+	const struct ckv *a = x, *b = y;
+	size_t n = a->klen < b->klen ? a->klen : b->klen;
+	int c = memcmp(a->key, b->key, n);
+
+	if (c)
+		return c;
+	return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+int cres_from_lease(const struct eng_lease_info *in, struct cres *r)
+{
+	struct csub *s;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	r->succeeded = true;
+	r->ttl = in->granted_ttl;
+	r->subs = xmalloc(sizeof(*r->subs));
+	memset(r->subs, 0, sizeof(*r->subs));
+	r->nsubs = 1;
+	s = &r->subs[0];
+	s->type = ENG_OP_RANGE;
+	s->kvs = xmalloc(in->nkeys * sizeof(*s->kvs));
+	memset(s->kvs, 0, in->nkeys * sizeof(*s->kvs));
+	for (i = 0; i < in->nkeys; i++) {
+		s->kvs[i].key = dup_bytes(in->keys[i].key, in->keys[i].key_len);
+		s->kvs[i].klen = in->keys[i].key_len;
+	}
+	s->n = in->nkeys;
+	s->count = (int64_t)in->nkeys;
+	qsort(s->kvs, s->n, sizeof(*s->kvs), ckv_key_cmp);
+	return 0;
+}
+
 static bool ckv_equal(const struct ckv *a, const struct ckv *b, char *why,
                       size_t wl, const char *what, size_t i)
 {
@@ -166,6 +202,10 @@ bool cres_equal(const struct cres *a, const struct cres *b, char *why,
 		return true;
 	if (a->rev != b->rev) {
 		snprintf(why, wl, "header revision differs");
+		return false;
+	}
+	if (a->ttl != b->ttl) {
+		snprintf(why, wl, "lease TTL differs");
 		return false;
 	}
 	if (a->succeeded != b->succeeded) {
@@ -263,8 +303,11 @@ void cres_print(FILE *f, const char *label, const struct cres *r)
 		        eng_strerror(r->err));
 		return;
 	}
-	fprintf(f, "  %s: rev=%lld succeeded=%d\n", label, (long long)r->rev,
+	fprintf(f, "  %s: rev=%lld succeeded=%d", label, (long long)r->rev,
 	        r->succeeded);
+	if (r->ttl)
+		fprintf(f, " ttl=%lld", (long long)r->ttl);
+	fputc('\n', f);
 	for (i = 0; i < r->nsubs; i++) {
 		const struct csub *s = &r->subs[i];
 		static const char *const tn[] = {"range", "put", "delete"};

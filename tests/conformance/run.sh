@@ -11,7 +11,9 @@
 # instead of the engine: the test's self-check.  Environment: SEED (default:
 # from the clock, printed), OPS (default 2000), CONF_BIN (default
 # build/conformance).  Everything started here is killed and every directory
-# removed on any exit.  The last line is "N passed, N failed".
+# removed on any exit.  --self also checks the checker: a run in which one
+# answer of side B is falsified (--corrupt) must fail at that op.  The last
+# line is "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -98,6 +100,32 @@ start_etcd() {
 	fail "etcd $name did not become healthy"
 }
 
+stop_etcds() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	PIDS=()
+	rm -rf "$TMP"/*.data
+}
+
+PASS=0
+FAIL=0
+# count_summary OUTPUT: add the program's "conformance: N passed, N failed"
+count_summary() {
+	local line
+	line=$(grep -E '^conformance: [0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	if [ -z "$line" ]; then
+		FAIL=$((FAIL + 1)) # crashed before its summary
+		return
+	fi
+	PASS=$((PASS + $(echo "$line" | sed -E 's/^conformance: ([0-9]+) passed.*/\1/')))
+	FAIL=$((FAIL + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+}
+
 start_etcd a
 A=$URL
 ARGS=(--endpoint "$A" --seed "$SEED" --ops "$OPS")
@@ -106,11 +134,32 @@ if [ "$MODE" = self ]; then
 	ARGS+=(--endpoint2 "$URL")
 fi
 echo "# conformance ($MODE): etcd $(etcd --version | head -n 1 | sed 's/.*: //') at $A, seed $SEED, $OPS ops"
-"$BIN" "${ARGS[@]}" "$@"
-rc=$?
+"$BIN" "${ARGS[@]}" "$@" 2>&1 | tee "$TMP/run.out"
+rc=${PIPESTATUS[0]}
+count_summary "$TMP/run.out"
 if [ "$rc" -ne 0 ]; then
 	echo "# conformance failed (exit $rc); replay: SEED=$SEED OPS=$OPS $0 $*"
-	# a crash prints no summary: count it
-	[ "$rc" -gt 1 ] && echo "0 passed, 1 failed"
 fi
-exit "$rc"
+
+if [ "$MODE" = self ]; then
+	# The checker must catch a difference: falsify one answer of side B
+	# on two fresh etcds and expect the run to fail at that op.
+	stop_etcds
+	start_etcd a
+	A=$URL
+	start_etcd b
+	BAD=$(( SEED % 150 + 20 ))
+	"$BIN" --endpoint "$A" --endpoint2 "$URL" --seed "$SEED" --ops 200 \
+		--expiries 0 --corrupt "$BAD" >"$TMP/corrupt.out" 2>&1
+	crc=$?
+	if [ "$crc" -eq 1 ] && grep -q "^DIFFERENCE at op #" "$TMP/corrupt.out"; then
+		echo "ok - a falsified answer (op #$BAD) is reported: $(grep -m1 '^DIFFERENCE' "$TMP/corrupt.out")"
+		PASS=$((PASS + 1))
+	else
+		echo "not ok - a falsified answer at op #$BAD went unnoticed (exit $crc)"
+		sed 's/^/#   /' "$TMP/corrupt.out" | tail -n 20
+		FAIL=$((FAIL + 1))
+	fi
+fi
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

@@ -159,6 +159,28 @@ static int g_lease_revoke(struct side *s, eng_lease_t id, struct cres *r)
 	return 0;
 }
 
+static int g_lease_ttl(struct side *s, eng_lease_t id, struct cres *r)
+{
+	struct eng_lease_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc = eng_lease_ttl(E(s), id, ENG_LEASE_KEYS, &info);
+	memset(r, 0, sizeof(*r));
+	if (!rc)
+		cres_from_lease(&info, r);
+	r->err = rc;
+	eng_lease_info_release(&info);
+	return 0;
+}
+
+static int g_lease_keepalive(struct side *s, eng_lease_t id, struct cres *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = eng_lease_keepalive(E(s), id, &r->ttl);
+	return 0;
+}
+
 static int g_lease_alive(struct side *s, eng_lease_t id)
 {
 	struct eng_lease_info info;
@@ -237,6 +259,8 @@ static const struct side_ops engine_ops = {
     .compact = g_compact,
     .lease_grant = g_lease_grant,
     .lease_revoke = g_lease_revoke,
+    .lease_ttl = g_lease_ttl,
+    .lease_keepalive = g_lease_keepalive,
     .lease_alive = g_lease_alive,
     .current_rev = g_current_rev,
     .watch_open = g_watch_open,

@@ -107,6 +107,26 @@ static int e_lease_revoke(struct side *s, eng_lease_t id, struct cres *r)
 	return 0;
 }
 
+static int e_lease_ttl(struct side *s, eng_lease_t id, struct cres *r)
+{
+	struct eng_lease_info info;
+	int rc = etcd_lease_ttl(cli(s), id, ENG_LEASE_KEYS, &info);
+
+	memset(r, 0, sizeof(*r));
+	if (!rc)
+		cres_from_lease(&info, r);
+	r->err = rc;
+	etcd_lease_info_release(&info);
+	return 0;
+}
+
+static int e_lease_keepalive(struct side *s, eng_lease_t id, struct cres *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->err = etcd_lease_keepalive(cli(s), id, &r->ttl);
+	return 0;
+}
+
 static int e_lease_alive(struct side *s, eng_lease_t id)
 {
 	struct eng_lease_info info;
@@ -179,6 +199,8 @@ static const struct side_ops etcd_ops = {
     .compact = e_compact,
     .lease_grant = e_lease_grant,
     .lease_revoke = e_lease_revoke,
+    .lease_ttl = e_lease_ttl,
+    .lease_keepalive = e_lease_keepalive,
     .lease_alive = e_lease_alive,
     .current_rev = e_current_rev,
     .watch_open = e_watch_open,
