@@ -9,6 +9,8 @@
 #include "engine_helpers.h"
 #include "engine/local_int.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /* Records of one space, counted in LevelDB. */
@@ -245,6 +247,125 @@ static void test_auto_compact_revision(void **state)
 	th_cleanup(dir);
 }
 
+/* Writers, a compacting thread and readers at once. */
+struct stress {
+	eng *e;
+	int id;
+	_Atomic int *stop;
+	int64_t errors;
+	int64_t last[5]; /* writers: last value written per own key */
+};
+
+static void *stress_writer(void *arg)
+{
+	struct stress *s = arg;
+	char k[32], v[32];
+
+	for (int i = 0; i < 300; i++) {
+		int n = i % 5;
+
+		snprintf(k, sizeof(k), "st/%d/%d", s->id, n);
+		snprintf(v, sizeof(v), "%d", i);
+		if (eng_put(s->e, k, strlen(k), v, strlen(v), 0, NULL, NULL))
+			s->errors++;
+		s->last[n] = i;
+		if (i % 7 == 0 &&
+		    eng_delete(s->e, "st/x", 4, NULL, 0, NULL, NULL))
+			s->errors++;
+	}
+	return NULL;
+}
+
+static void *stress_compactor(void *arg)
+{
+	struct stress *s = arg;
+
+	while (!atomic_load(s->stop)) {
+		eng_rev_t target = eng_current_rev(s->e) - 20;
+		int rc;
+
+		if (target <= eng_compact_rev(s->e)) {
+			struct timespec ts = {0, 1000000};
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		rc = eng_compact(s->e, target, false);
+		if (rc && rc != ENG_E_COMPACTED)
+			s->errors++;
+	}
+	return NULL;
+}
+
+static void *stress_reader(void *arg)
+{
+	struct stress *s = arg;
+
+	while (!atomic_load(s->stop)) {
+		struct eng_range_res res;
+		eng_rev_t rev = eng_current_rev(s->e) - 10;
+		int rc;
+
+		if (rev < 1)
+			continue;
+		rc = th_range(s->e, "st/", "st0", rev, 0, 0, &res);
+		if (rc == 0) {
+			/* One range is one revision. */
+			for (size_t i = 0; i < res.n; i++)
+				if (res.kvs[i].mod_rev > rev)
+					s->errors++;
+			if (res.n > 20)
+				s->errors++;
+		} else if (rc != ENG_E_COMPACTED) {
+			s->errors++;
+		}
+		eng_range_res_release(&res);
+	}
+	return NULL;
+}
+
+static void test_compaction_under_load(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	_Atomic int stop = 0;
+	struct stress w[4], c = {.e = e, .stop = &stop},
+	                    r = {.e = e, .stop = &stop};
+	pthread_t tw[4], tc, tr;
+
+	(void)state;
+	assert_int_equal(pthread_create(&tc, NULL, stress_compactor, &c), 0);
+	assert_int_equal(pthread_create(&tr, NULL, stress_reader, &r), 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct stress){.e = e, .id = i, .stop = &stop};
+		assert_int_equal(
+		    pthread_create(&tw[i], NULL, stress_writer, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(tw[i], NULL);
+	atomic_store(&stop, 1);
+	pthread_join(tc, NULL);
+	pthread_join(tr, NULL);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(r.errors, 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(w[i].errors, 0);
+		for (int n = 0; n < 5; n++) {
+			char k[32], v[32];
+
+			snprintf(k, sizeof(k), "st/%d/%d", i, n);
+			snprintf(v, sizeof(v), "%lld", (long long)w[i].last[n]);
+			assert_string_equal(th_get(e, k, 0), v);
+		}
+	}
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	assert_int_equal(local_check(local_from_eng(e), report, NULL), 0);
+	/* Only the latest version of each key is left. */
+	assert_int_equal(count_space(e, 'k'), 20);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +374,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_survives),
 	    cmocka_unit_test(test_replay_around_compaction),
 	    cmocka_unit_test(test_auto_compact_revision),
+	    cmocka_unit_test(test_compaction_under_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
