@@ -41,14 +41,17 @@
 #include <string.h>
 #include <time.h>
 
-#define WATCH_BATCH 4096 /* events the dispatcher fans out per batch */
-#define WATCH_CHUNK 512  /* events copied out of the window per lock hold */
-#define WATCH_SCAN                                                             \
-	4096 /* window events a catching-up reader scans per hold              \
-	      */
+/* Events the dispatcher fans out per batch, copied per lock hold. */
+#define WATCH_BATCH 4096
+#define WATCH_CHUNK 512
+/* Window events a catching-up reader scans per hold of the hub's lock, and
+ * at most under the registry lock to go live. */
+#define WATCH_SCAN          4096
+#define LIVE_SCAN           (4 * WATCH_SCAN)
 #define PROGRESS_MIN_MS     100
 #define PROGRESS_DEFAULT_MS 5000
-#define QUEUE_KEEP          64 /* an empty queue keeps an array at most this big */
+/* An empty queue keeps an array of at most this many slots. */
+#define QUEUE_KEEP 16
 
 static const struct watch_limits watch_default_limits = {
     .window_events = 65536,
@@ -66,6 +69,25 @@ static struct watch_limits watch_limits_now = {
 void watch_set_test_limits(const struct watch_limits *lim)
 {
 	watch_limits_now = lim ? *lim : watch_default_limits;
+}
+
+static atomic_int watch_fail_publishes;
+
+void watch_test_fail_publishes(int n)
+{
+	atomic_store(&watch_fail_publishes, n);
+}
+
+/* Fault injection for tests: should this publish fail? */
+static bool publish_fails(void)
+{
+	int n = atomic_load(&watch_fail_publishes);
+
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&watch_fail_publishes, &n,
+		                                 n - 1))
+			return true;
+	return false;
 }
 
 /* ------------------------------------------------------------ shared events */
@@ -991,7 +1013,9 @@ void watch_hub_publish(struct watch_hub *h, eng_rev_t rev,
 	size_t made = 0, bytes = 0;
 	bool ok = true;
 
-	if (n > 16) {
+	if (publish_fails()) {
+		ok = false;
+	} else if (n > 16) {
 		tmp = malloc(n * sizeof(*tmp));
 		ok = tmp != NULL;
 	}
@@ -1188,7 +1212,7 @@ static int go_live(struct watcher *w, eng_rev_t fill)
 	if (seq > h->disp_seq)
 		ENG_BUG(&h->opt, "watch: fill %lld beyond dispatch %lld",
 		        (long long)fill, (long long)atomic_load(&h->disp_rev));
-	if (h->disp_seq - seq > WATCH_SCAN) {
+	if (h->disp_seq - seq > LIVE_SCAN) {
 		rc = 1;
 		goto out;
 	}
@@ -1476,10 +1500,18 @@ static int watcher_read(eng_watch *pw, struct eng_event **evs, size_t max)
 	if (!watcher_has_data(w))
 		w->readable = false;
 	pthread_mutex_unlock(&w->lock);
-	if (rc < 0) {
+	if (rc < 0)
 		out_release(w);
-		return rc;
+	if (!w->out_n) {
+		/* an idle watcher keeps no batch memory */
+		free(w->out);
+		free(w->out_hev);
+		w->out = NULL;
+		w->out_hev = NULL;
+		w->out_cap = 0;
 	}
+	if (rc < 0)
+		return rc;
 	*evs = w->out;
 	return (int)w->out_n;
 }

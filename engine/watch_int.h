@@ -26,4 +26,11 @@ struct watch_limits {
  */
 void watch_set_test_limits(const struct watch_limits *lim);
 
+/*
+ * For tests: the next n publishes act as if memory ran out (their events
+ * are not kept), so the hub's recovery path runs: live watchers replay the
+ * lost revisions from the store.
+ */
+void watch_test_fail_publishes(int n);
+
 #endif /* REVFS_WATCH_INT_H */

@@ -765,6 +765,59 @@ static void test_watch_slow_consumer(void **state)
 	th_cleanup(dir);
 }
 
+/* Publishes that lose their events (out of memory in the hub): live
+ * watchers replay the lost revisions from the store, exactly once; a watch
+ * starting after them stays live. */
+static void test_watch_lost_publish(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, 100);
+	struct keyset ks = {0};
+	eng_watch *a, *b, *later;
+	struct coll ca = {0}, cb = {0}, cl = {0}, want;
+	eng_rev_t start, cur;
+	char k[32];
+
+	(void)state;
+	start = eng_current_rev(e) + 1;
+	a = wopen_prefix(e, "h/", 0);
+	b = wopen(e, "h/3", NULL, 0);
+	later = wopen_prefix(e, "h/", start + 40);
+	for (int i = 0; i < 60; i++) {
+		snprintf(k, sizeof(k), "h/%d", i % 7);
+		keyset_add(&ks, k);
+		if (i == 20)
+			watch_test_fail_publishes(5);
+		th_put(e, k, "v");
+		if (i % 4 == 0)
+			coll_drain(a, &ca, 3);
+	}
+	watch_test_fail_publishes(0);
+	cur = eng_current_rev(e);
+	coll_until(a, &ca, 3, cur);
+	coll_until(b, &cb, 3, cur);
+	coll_until(later, &cl, 3, cur);
+	oracle(e, ks.k, ks.n, "h/", 2, "h0", 2, start, cur, &want);
+	assert_int_equal(want.n, 60);
+	coll_check(&ca, &want);
+	coll_free(&want);
+	oracle(e, ks.k, ks.n, "h/3", 3, NULL, 0, start, cur, &want);
+	coll_check(&cb, &want);
+	coll_free(&want);
+	oracle(e, ks.k, ks.n, "h/", 2, "h0", 2, start + 40, cur, &want);
+	coll_check(&cl, &want);
+	coll_free(&want);
+	eng_watch_close(a);
+	eng_watch_close(b);
+	eng_watch_close(later);
+	coll_free(&ca);
+	coll_free(&cb);
+	coll_free(&cl);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 /* -------------------------------------------------------------- progress */
 
 static atomic_int notified;
@@ -961,6 +1014,7 @@ int main(void)
 	    cmocka_unit_test(test_watch_filter),
 	    cmocka_unit_test(test_watch_no_split),
 	    cmocka_unit_test(test_watch_slow_consumer),
+	    cmocka_unit_test(test_watch_lost_publish),
 	    cmocka_unit_test(test_watch_progress),
 	    cmocka_unit_test(test_watch_close_notify),
 	    cmocka_unit_test(test_watch_shutdown),
