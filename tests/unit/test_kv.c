@@ -699,6 +699,83 @@ static void test_concurrent_group_commit(void **state)
 	th_cleanup(dir);
 }
 
+/* Compare-and-swap increments from many threads: later txns of a group
+ * must see the earlier ones (the overlay), or increments get lost. */
+#define CAS_THREADS 8
+#define CAS_INCS    40
+
+static void *cas_main(void *arg)
+{
+	eng *e = arg;
+
+	for (int done = 0; done < CAS_INCS;) {
+		struct eng_kv kv;
+		char v[32];
+		long n = 0;
+
+		if (eng_get(e, "ctr", 3, 0, NULL, &kv))
+			return (void *)1;
+		if (kv.mod_rev) {
+			memcpy(v, kv.value, kv.value_len);
+			v[kv.value_len] = 0;
+			n = atol(v);
+		}
+		{
+			struct eng_cmp c = {.key = "ctr",
+			                    .key_len = 3,
+			                    .target = ENG_CMP_MOD,
+			                    .result = ENG_CMP_EQ,
+			                    .number = kv.mod_rev};
+			struct eng_op op = {.type = ENG_OP_PUT,
+			                    .key = "ctr",
+			                    .key_len = 3,
+			                    .value = v};
+			struct eng_txn t = {.cmps = &c,
+			                    .ncmps = 1,
+			                    .success = &op,
+			                    .nsuccess = 1};
+			struct eng_txn_res res;
+
+			snprintf(v, sizeof(v), "%ld", n + 1);
+			op.value_len = strlen(v);
+			if (eng_txn(e, &t, &res))
+				return (void *)1;
+			done += res.succeeded;
+			eng_txn_res_release(&res);
+		}
+		eng_kv_release(&kv);
+	}
+	return NULL;
+}
+
+static void test_cas_counter(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	pthread_t t[CAS_THREADS];
+	struct eng_kv kv;
+	char want[32];
+
+	(void)state;
+	for (int i = 0; i < CAS_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, cas_main, e), 0);
+	for (int i = 0; i < CAS_THREADS; i++) {
+		void *rv;
+
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+	}
+	snprintf(want, sizeof(want), "%d", CAS_THREADS * CAS_INCS);
+	assert_string_equal(th_get(e, "ctr", 0), want);
+	assert_int_equal(eng_get(e, "ctr", 3, 0, NULL, &kv), 0);
+	assert_int_equal(kv.version, CAS_THREADS * CAS_INCS);
+	eng_kv_release(&kv);
+	/* Failed compares took no revision. */
+	assert_int_equal(eng_current_rev(e), 1 + CAS_THREADS * CAS_INCS);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -715,6 +792,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_and_history),
 	    cmocka_unit_test(test_sync_modes_and_stats),
 	    cmocka_unit_test(test_concurrent_group_commit),
+	    cmocka_unit_test(test_cas_counter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
