@@ -215,11 +215,32 @@ void gen_op(struct rng *r, struct gen_state *g, struct cop *op);
 void cop_free(struct cop *op);
 void gen_state_free(struct gen_state *g);
 void cop_print(FILE *f, const struct cop *op);
-/* Key ranges of watches (index = cop.watch_kind). */
+/* Key ranges of watches (index = cop.watch_kind; the generator uses
+ * 0 .. gen_nwatch_kinds()-1, the scenarios GEN_WATCH_SCENARIO). */
+#define GEN_WATCH_SCENARIO 5
 void gen_watch_range(int kind, struct cbytes *key, struct cbytes *end);
 int gen_nwatch_kinds(void);
 /* Build a side's eng_op from a logical op; lease ids through the map. */
 void cop_op_to_eng(int side, const struct cop_op *in, struct eng_op *out);
 eng_lease_t conf_lease_id(int side, int64_t logical);
+
+/* ------------------------------------------------------------- scenarios */
+
+/*
+ * main.c runs ops for the scenarios: conf_exec() runs `op` on both sides
+ * and compares (a difference is printed, naming the scenario); it frees
+ * op's bytes.  The conf_* getters read side A's state.
+ */
+struct conf_run;
+bool conf_exec(struct conf_run *R, struct cop *op);
+eng_rev_t conf_cur(struct conf_run *R);
+eng_rev_t conf_compact(struct conf_run *R);
+int64_t conf_nleases(struct conf_run *R);
+const struct gen_state *conf_gen(struct conf_run *R);
+extern const char *conf_scenario; /* the running scenario's name, or NULL */
+
+/* scenarios.c: run every scenario; returns the number that failed and
+ * adds the passed ones to *passed. */
+int scenarios_run(struct conf_run *R, int *passed);
 
 #endif /* REVFS_CONF_H */

@@ -499,9 +499,13 @@ void gen_watch_range(int kind, struct cbytes *key, struct cbytes *end)
 		*key = bdup("c", 1);
 		*end = prefix_end("c", 1);
 		break;
-	default:
+	case 4:
 		*key = bdup("\xff", 1);
 		*end = bdup("\0", 1);
+		break;
+	default: /* GEN_WATCH_SCENARIO: the scenarios' own prefix */
+		*key = bdup("s/", 2);
+		*end = prefix_end("s/", 2);
 		break;
 	}
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 bool conf_verbose;
+const char *conf_scenario;
 
 /* ------------------------------------------------------------- leases */
 
@@ -126,7 +127,7 @@ static void tally_print(void)
 	printf("\n");
 }
 
-struct run {
+struct conf_run {
 	struct side side[2];
 	struct rng rng;
 	struct gen_state g;
@@ -153,13 +154,17 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static void diff_header(struct run *R, long idx, const char *why)
+static void diff_header(struct conf_run *R, long idx, const char *why)
 {
-	printf("DIFFERENCE at op #%ld (seed %llu): %s\n", idx,
-	       (unsigned long long)R->seed, why);
+	if (conf_scenario)
+		printf("DIFFERENCE in scenario \"%s\": %s\n", conf_scenario,
+		       why);
+	else
+		printf("DIFFERENCE at op #%ld (seed %llu): %s\n", idx,
+		       (unsigned long long)R->seed, why);
 }
 
-static void diff_footer(struct run *R)
+static void diff_footer(struct conf_run *R)
 {
 	printf("  sides: A = %s, B = %s\n", R->side[0].name, R->side[1].name);
 	printf("  replay: %s --seed %llu --ops %ld\n", R->replay,
@@ -254,7 +259,7 @@ static void exec_on(struct side *s, const struct cop *op, struct cres *r)
 	}
 }
 
-static void poll_watches(struct run *R, int timeout_ms)
+static void poll_watches(struct conf_run *R, int timeout_ms)
 {
 	int i, s;
 
@@ -267,7 +272,7 @@ static void poll_watches(struct run *R, int timeout_ms)
 }
 
 /* Wait until every watch on both sides reported progress up to rev. */
-static bool wait_watches(struct run *R, eng_rev_t rev, long idx)
+static bool wait_watches(struct conf_run *R, eng_rev_t rev, long idx)
 {
 	int64_t deadline = now_ms() + 15000;
 	int i, s;
@@ -309,7 +314,7 @@ static bool wait_watches(struct run *R, eng_rev_t rev, long idx)
 	return false;
 }
 
-static bool open_watch(struct run *R, const struct cop *op, long idx)
+static bool open_watch(struct conf_run *R, const struct cop *op, long idx)
 {
 	struct cwatch *w = &watches[nwatches];
 	struct cbytes key, end;
@@ -345,7 +350,7 @@ static bool open_watch(struct run *R, const struct cop *op, long idx)
 	return true;
 }
 
-static bool compare_watch(struct run *R, int i)
+static bool compare_watch(struct conf_run *R, int i)
 {
 	struct cwatch *w = &watches[i];
 	struct cevlist *a = &w->ev[0], *b = &w->ev[1];
@@ -384,7 +389,7 @@ static bool compare_watch(struct run *R, int i)
 }
 
 /* Both sides' current revisions must agree; g.cur follows them. */
-static bool check_revs(struct run *R, long idx, const struct cop *op)
+static bool check_revs(struct conf_run *R, long idx, const struct cop *op)
 {
 	eng_rev_t rev[2] = {0, 0};
 	int rc[2], s;
@@ -407,7 +412,7 @@ static bool check_revs(struct run *R, long idx, const struct cop *op)
 	return true;
 }
 
-static bool compare_res(struct run *R, long idx, const struct cop *op,
+static bool compare_res(struct conf_run *R, long idx, const struct cop *op,
                         struct cres *r)
 {
 	char why[160];
@@ -425,7 +430,7 @@ static bool compare_res(struct run *R, long idx, const struct cop *op,
 }
 
 /* Run one generated op on both sides and compare; false on a difference. */
-static bool step(struct run *R, long idx, struct cop *op)
+static bool step(struct conf_run *R, long idx, struct cop *op)
 {
 	struct cres r[2];
 	eng_lease_t ids[2] = {0, 0};
@@ -485,8 +490,37 @@ static bool step(struct run *R, long idx, struct cop *op)
 	return ok && check_revs(R, idx, op);
 }
 
+bool conf_exec(struct conf_run *R, struct cop *op)
+{
+	bool ok = step(R, -1, op);
+
+	cop_free(op);
+	poll_watches(R, 0);
+	return ok;
+}
+
+eng_rev_t conf_cur(struct conf_run *R)
+{
+	return R->g.cur;
+}
+
+eng_rev_t conf_compact(struct conf_run *R)
+{
+	return R->g.compact;
+}
+
+int64_t conf_nleases(struct conf_run *R)
+{
+	return nleases;
+}
+
+const struct gen_state *conf_gen(struct conf_run *R)
+{
+	return &R->g;
+}
+
 /* A full read of the keyspace at `rev` on both sides, compared. */
-static bool compare_all(struct run *R, long idx, eng_rev_t rev)
+static bool compare_all(struct conf_run *R, long idx, eng_rev_t rev)
 {
 	struct cop op;
 
@@ -512,7 +546,7 @@ static bool compare_all(struct run *R, long idx, eng_rev_t rev)
 }
 
 /* Grant a 2 s lease, attach keys, wait for both sides to expire it. */
-static bool expiry_phase(struct run *R, long idx, int n)
+static bool expiry_phase(struct conf_run *R, long idx, int n)
 {
 	eng_lease_t id = (eng_lease_t)(((uint64_t)1 << 41) +
 	                               rng_below(&R->rng, (uint64_t)1 << 40));
@@ -627,14 +661,15 @@ int main(int argc, char **argv)
 	    {"progress-ms", required_argument, NULL, 'p'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"corrupt", required_argument, NULL, 'C'},
+	    {"no-scenarios", no_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *ep = NULL, *ep2 = NULL, *dirbase = NULL;
 	char dir[4096] = "", replay[8192];
-	struct run R;
+	struct conf_run R;
 	struct timeval tv;
-	bool seq_ok = true;
+	bool seq_ok = true, scen = true, skip_seq_count = false;
 	int c, rc, i, s, progress_ms = 100;
 	long idx, next_expiry = -1, expiries_done = 0;
 	int64_t t0;
@@ -691,6 +726,9 @@ int main(int argc, char **argv)
 		case 'C':
 			R.corrupt = strtol(optarg, NULL, 0);
 			break;
+		case 'S':
+			scen = false;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -745,6 +783,17 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	if (!check_revs(&R, -1, NULL))
 		seq_ok = false;
+	if (seq_ok && scen) {
+		int f = scenarios_run(&R, &R.passed);
+
+		R.failed += f;
+		if (f) {
+			printf("not ok - the random sequence is skipped: the "
+			       "sides differ already\n");
+			seq_ok = false;
+			skip_seq_count = true;
+		}
+	}
 	if (R.expiries > 0)
 		next_expiry = R.nops / (R.expiries + 1);
 	for (idx = 0; seq_ok && idx < R.nops; idx++) {
@@ -796,7 +845,7 @@ int main(int argc, char **argv)
 		       "revisions, compacted at %lld, %lld leases, %.1f s)\n",
 		       R.nops, (long long)R.g.cur, (long long)R.g.compact,
 		       (long long)nleases, (double)(now_ms() - t0) / 1000);
-	} else {
+	} else if (!skip_seq_count) {
 		R.failed++;
 		printf("not ok - op sequence (seed %llu)\n",
 		       (unsigned long long)R.seed);
