@@ -68,7 +68,9 @@ todo() {
 
 # A shown value: bytes that a terminal would hide are made visible.
 rv_show() {
-	printf '%s' "$1" | od -An -c | tr -s ' ' | head -c 400
+	local q
+	printf -v q '%q' "$1"
+	printf '%s' "${q:0:600}"
 }
 
 # ------------------------------------------------------------- assertions
@@ -218,8 +220,11 @@ rv_start() {
 		shift 2
 	fi
 	echo "=== $(date +%T) $REVFS -f -o data=$DATA$opts $* $MNT" >>"$RV_LOG"
-	"$REVFS" -f -o "data=$DATA$opts" "$@" "$MNT" </dev/null \
-		>>"$RV_LOG" 2>&1 &
+	# a script's background job starts with SIGINT ignored, and libfuse
+	# only handles a signal that is not ignored: give it the defaults a
+	# shell user's daemon has
+	env --default-signal=INT,QUIT "$REVFS" -f -o "data=$DATA$opts" "$@" \
+		"$MNT" </dev/null >>"$RV_LOG" 2>&1 &
 	RV_PID=$!
 	RV_PIDS+=("$RV_PID")
 	RV_MOUNTS+=("$MNT")
@@ -290,6 +295,34 @@ rv_bg() {
 	RV_BG+=($!)
 }
 
+# rv_conn MNT: the FUSE connection number of a mount (from mountinfo: no
+# request reaches the daemon), or "".
+rv_conn() {
+	findmnt -n -o MAJ:MIN --mountpoint "$1" 2>/dev/null |
+		awk -F: 'END { if (NR) print $2 + 0 }'
+}
+
+# rv_abort MNT: abort a mount's FUSE connection, the last resort when its
+# daemon cannot die (a thread stuck in the kernel on its own mount): every
+# waiting request fails ENOTCONN.
+rv_abort() {
+	local c
+	c=$(rv_conn "$1")
+	[ -n "$c" ] || return 1
+	[ -d /sys/fs/fuse/connections/"$c" ] ||
+		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+	echo 1 >/sys/fs/fuse/connections/"$c"/abort 2>/dev/null
+}
+
+# rv_stuck PID: the kernel wait channels of a process's threads.
+rv_stuck() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "thread ${t##*/}: $(cat "$t/stat" 2>/dev/null |
+			awk '{ print $3 }') $(cat "$t/wchan" 2>/dev/null)"
+	done
+}
+
 # rv_atexit CMD: eval CMD in the cleanup, after every unmount.
 rv_atexit() {
 	RV_ATEXIT+=("$1")
@@ -314,6 +347,7 @@ rv_san_check() {
 rv_cleanup() {
 	local p m
 	trap - EXIT INT TERM HUP
+	trap '' PIPE # a closed stdout (| head) must not stop the cleanup
 	for p in "${RV_BG[@]}"; do
 		kill "$p" 2>/dev/null
 	done
@@ -325,6 +359,16 @@ rv_cleanup() {
 	done
 	for p in "${RV_PIDS[@]}"; do
 		rv_wait_exit "$p" 10 || kill -9 "$p" 2>/dev/null
+	done
+	for p in "${RV_PIDS[@]}"; do
+		rv_wait_exit "$p" 5 && continue
+		# still there after SIGKILL: a thread is stuck in the kernel
+		echo "# daemon $p cannot exit: $(rv_stuck "$p" | tr '\n' ' ')"
+		RV_NFAIL=$((RV_NFAIL + 1))
+		for m in "${RV_MOUNTS[@]}"; do
+			rv_abort "$m"
+		done
+		rv_wait_exit "$p" 5
 	done
 	for p in "${RV_BG[@]}"; do
 		kill -9 "$p" 2>/dev/null

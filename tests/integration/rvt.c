@@ -47,7 +47,11 @@
 
 static const char *rvt_errname(int err)
 {
-	const char *n = strerrorname_np(err);
+	const char *n;
+
+	if (err == ENOTSUP) /* == EOPNOTSUPP on Linux; the docs say ENOTSUP */
+		return "ENOTSUP";
+	n = strerrorname_np(err);
 
 	return n ? n : "EUNKNOWN";
 }
