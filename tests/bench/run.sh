@@ -84,24 +84,35 @@ for b in $ONLY; do
 		;;
 	lease)
 		if [ "$QUICK" = 1 ]; then
-			run lease $B/bench_lease --dir "$TMP" --leases 10000 \
-				--seconds 10 --idle-seconds 2 --baseline-seconds 4
+			run lease $B/bench_lease --dir "$TMP" --quick
 		else
 			run lease $B/bench_lease --dir "$TMP" --leases 10000 \
 				--seconds 60 --idle-seconds 5 --baseline-seconds 20
 		fi
 		;;
 	watch)
+		# The etcd baseline needs Debian's etcd-server and etcd-client.
+		ETCD=()
+		if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+			ETCD=(--etcd)
+		else
+			echo "# etcd or etcdctl not installed: no etcd baseline"
+		fi
 		if [ "$QUICK" = 1 ]; then
 			run watch $B/bench_watch --dir "$TMP" --seconds 5
+			run watch-100x100 $B/bench_watch --dir "$TMP" \
+				--prefix-watchers 0 --all-watchers 100 --rate 100 \
+				--seconds 3 "${ETCD[@]}"
 		else
 			run watch $B/bench_watch --dir "$TMP" --seconds 20
-			# The loads of issue 3's etcd figures (for scale, not
-			# measured here): 100 watchers at 100 and 500 puts/s.
+			# The loads of issue 3's etcd figures, engine and etcd
+			# in the same run: 100 watchers at 100 and 500 puts/s.
 			run watch-100x100 $B/bench_watch --dir "$TMP" \
-				--prefix-watchers 0 --all-watchers 100 --rate 100 --seconds 10
+				--prefix-watchers 0 --all-watchers 100 --rate 100 \
+				--seconds 10 "${ETCD[@]}"
 			run watch-100x500 $B/bench_watch --dir "$TMP" \
-				--prefix-watchers 0 --all-watchers 100 --rate 500 --seconds 10
+				--prefix-watchers 0 --all-watchers 100 --rate 500 \
+				--seconds 10 "${ETCD[@]}"
 		fi
 		;;
 	*)
