@@ -1360,6 +1360,7 @@ struct etcd_watch {
 	int end_err;  /* protected by lock: error to report once drained */
 	curl_socket_t sock; /* protected by lock: the stream's socket */
 	bool stop;          /* protected by lock: close requested */
+	CURLcode cc;        /* protected by lock: how the stream ended */
 
 	/* thread-only: bytes of an incomplete line */
 	struct buf line;
@@ -1563,6 +1564,7 @@ static void *watch_thread(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	w->sock = CURL_SOCKET_BAD;
+	w->cc = cc;
 	if (!w->ended) {
 		if (cc != CURLE_OK && !w->stop)
 			eng_logf(&w->c->logopt, ENG_LOG_WARN,
@@ -1595,51 +1597,43 @@ static void watch_free(struct etcd_watch *w)
 	free(w);
 }
 
-int etcd_watch_open(struct etcd_client *c, const void *key, size_t key_len,
-                    const void *end, size_t end_len, eng_rev_t start,
-                    unsigned flags, struct etcd_watch **out)
+static void deadline_in(long ms, struct timespec *ts)
 {
-	json_t *cr = NULL, *body = NULL;
-	struct etcd_watch *w;
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* One attempt on endpoint `idx`: start the stream's thread and wait for
+ * etcd's "created".  On failure the watch is freed; *not_sent tells that
+ * the endpoint could not be connected to (another may be tried). */
+static int watch_try(struct etcd_client *c, const char *body, size_t idx,
+                     struct etcd_watch **out, bool *not_sent)
+{
+	struct etcd_watch *w = calloc(1, sizeof(*w));
 	struct timespec dl;
-	size_t idx;
 	int rc;
 
 	*out = NULL;
-	if (!key_len || start < 0)
-		return ENG_E_INVAL;
-	w = calloc(1, sizeof(*w));
+	*not_sent = false;
 	if (!w)
 		return ENG_E_NOMEM;
 	w->c = c;
 	w->sock = CURL_SOCKET_BAD;
+	w->cc = CURLE_OK;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	cr = json_object();
-	body = json_object();
-	if (!cr || !body || json_object_set(body, "create_request", cr)) {
-		rc = ENG_E_NOMEM;
-		goto fail;
-	}
-	rc = json_set_bytes(cr, "key", key, key_len);
-	if (!rc && end_len)
-		rc = json_set_bytes(cr, "range_end", end, end_len);
-	if (!rc && start)
-		rc = json_set_i64(cr, "start_revision", start);
-	if (!rc && (flags & ETCD_WATCH_PROGRESS))
-		rc = json_set_bool(cr, "progress_notify", true);
-	if (rc)
-		goto fail;
-	w->body = json_dumps(body, JSON_COMPACT);
+	w->body = strdup(body);
 	w->hdrs = make_headers(c);
 	w->h = curl_easy_init();
 	if (!w->body || !w->hdrs || !w->h) {
-		rc = ENG_E_NOMEM;
-		goto fail;
+		watch_free(w);
+		return ENG_E_NOMEM;
 	}
-	pthread_mutex_lock(&c->lock);
-	idx = c->cur;
-	pthread_mutex_unlock(&c->lock);
 	snprintf(w->url, sizeof(w->url), "%s/v3/watch", c->endpoints[idx]);
 	setup_handle(c, w->h, w->url, w->hdrs, w->body);
 	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, watch_write);
@@ -1652,37 +1646,83 @@ int etcd_watch_open(struct etcd_client *c, const void *key, size_t key_len,
 	curl_easy_setopt(w->h, CURLOPT_CLOSESOCKETFUNCTION, watch_closesock);
 	curl_easy_setopt(w->h, CURLOPT_CLOSESOCKETDATA, w);
 	if (pthread_create(&w->thread, NULL, watch_thread, w)) {
-		rc = ENG_E_NOMEM;
-		goto fail;
+		watch_free(w);
+		return ENG_E_NOMEM;
 	}
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += c->timeout_ms / 1000;
-	dl.tv_nsec += (c->timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	deadline_in(c->timeout_ms, &dl);
 	pthread_mutex_lock(&w->lock);
 	while (!w->created && !w->ended)
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &dl) ==
 		    ETIMEDOUT)
 			break;
-	rc = w->created ? 0 : w->ended ? w->end_err : ENG_E_TIMEOUT;
-	if (!rc && !w->created)
-		rc = ENG_E_UNAVAILABLE;
+	if (w->created)
+		rc = 0;
+	else if (w->ended)
+		rc = w->end_err ? w->end_err : ENG_E_UNAVAILABLE;
+	else
+		rc = ENG_E_TIMEOUT;
+	*not_sent = !w->created && w->ended && curl_not_sent(w->cc);
 	pthread_mutex_unlock(&w->lock);
-	json_decref(cr);
-	json_decref(body);
 	if (rc) {
 		etcd_watch_close(w);
 		return rc;
 	}
 	*out = w;
 	return 0;
-fail:
+}
+
+int etcd_watch_open(struct etcd_client *c, const void *key, size_t key_len,
+                    const void *end, size_t end_len, eng_rev_t start,
+                    unsigned flags, struct etcd_watch **out)
+{
+	json_t *cr = json_object(), *body = json_object();
+	char *text = NULL;
+	size_t i, idx, n = c->nendpoints;
+	bool not_sent = false;
+	int rc;
+
+	*out = NULL;
+	if (!key_len || start < 0) {
+		rc = ENG_E_INVAL;
+		goto out;
+	}
+	if (!cr || !body || json_object_set(body, "create_request", cr)) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	rc = json_set_bytes(cr, "key", key, key_len);
+	if (!rc && end_len)
+		rc = json_set_bytes(cr, "range_end", end, end_len);
+	if (!rc && start)
+		rc = json_set_i64(cr, "start_revision", start);
+	if (!rc && (flags & ETCD_WATCH_PROGRESS))
+		rc = json_set_bool(cr, "progress_notify", true);
+	if (rc)
+		goto out;
+	text = json_dumps(body, JSON_COMPACT);
+	if (!text) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&c->lock);
+	idx = c->cur;
+	pthread_mutex_unlock(&c->lock);
+	for (i = 0; i < n; i++, idx = (idx + 1) % n) {
+		rc = watch_try(c, text, idx, out, &not_sent);
+		if (!not_sent)
+			break;
+		eng_logf(&c->logopt, ENG_LOG_WARN,
+		         "etcd %s: watch: cannot connect", c->endpoints[idx]);
+	}
+	if (!rc) {
+		pthread_mutex_lock(&c->lock);
+		c->cur = idx;
+		pthread_mutex_unlock(&c->lock);
+	}
+out:
+	free(text);
 	json_decref(cr);
 	json_decref(body);
-	watch_free(w);
 	return rc;
 }
 
@@ -1699,13 +1739,7 @@ int etcd_watch_read(struct etcd_watch *w, struct eng_event **evs, size_t max,
 	*evs = NULL;
 	if (max == 0)
 		return ENG_E_INVAL;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	deadline_in(timeout_ms, &dl);
 	pthread_mutex_lock(&w->lock);
 	while (w->qlen == 0 && !w->ended && timeout_ms > 0)
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &dl) ==

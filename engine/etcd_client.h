@@ -33,6 +33,12 @@
  *  - TLS (CA, client cert and key) and username/password auth are passed
  *    to curl / etcd's Authenticate; an expired auth token is renewed once
  *    per call.
+ *
+ * Limits: a keepalive is one request (no long-lived keepalive stream); a
+ * watch is one stream per etcd_watch (no multiplexing, no RequestProgress:
+ * the gateway's request body is sent whole); a watch stream that stalls
+ * without closing is not detected unless progress notifications are asked
+ * for and the caller times them.
  */
 #ifndef REVFS_ETCD_CLIENT_H
 #define REVFS_ETCD_CLIENT_H

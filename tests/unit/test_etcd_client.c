@@ -491,7 +491,7 @@ static void test_watch_stream(void **state)
 	     true},
 	};
 	struct fake f;
-	char ep[64];
+	char ep[64], dead[64];
 	struct etcd_client *c;
 	struct etcd_watch *w;
 	struct eng_event *evs;
@@ -500,7 +500,8 @@ static void test_watch_stream(void **state)
 
 	fake_start(&f, ans, 1);
 	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
-	c = client(ep, NULL);
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", dead_port());
+	c = client(dead, ep); /* the watch fails over too */
 	assert_int_equal(
 	    etcd_watch_open(c, "a", 1, "\0", 1, 3, ETCD_WATCH_PROGRESS, &w), 0);
 	for (tries = 0; tries < 100 && total < 4; tries++) {
