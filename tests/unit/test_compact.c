@@ -247,6 +247,32 @@ static void test_auto_compact_revision(void **state)
 	th_cleanup(dir);
 }
 
+static void test_auto_compact_periodic(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	eng *e;
+	int i;
+
+	(void)state;
+	eng_options_init(&o);
+	o.auto_compact = ENG_AUTO_COMPACT_PERIODIC;
+	o.auto_compact_value = 300; /* keep a 300 ms window */
+	e = th_open(dir, &o);
+	for (i = 0; i < 5; i++)
+		th_put(e, "p", "v");
+	/* The revision current one window ago becomes the compaction
+	 * revision (sampled every 100 ms). */
+	for (i = 0; i < 60 && eng_compact_rev(e) != 6; i++) {
+		struct timespec ts = {0, 50000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(eng_compact_rev(e), 6);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 /* Writers, a compacting thread and readers at once. */
 struct stress {
 	eng *e;
@@ -374,6 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_survives),
 	    cmocka_unit_test(test_replay_around_compaction),
 	    cmocka_unit_test(test_auto_compact_revision),
+	    cmocka_unit_test(test_auto_compact_periodic),
 	    cmocka_unit_test(test_compaction_under_load),
 	};
 
