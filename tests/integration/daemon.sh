@@ -131,11 +131,11 @@ assert_true "... and the mount is up when it returns" mountpoint -q \
 	"$T/m1.mnt"
 # find the detached daemon by its unique mount path, to wait for its exit
 rv_pid_of_mount() {
-	local d
+	local d args
 	for d in /proc/[0-9]*; do
-		tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF -- "$1" &&
-			[ "$(basename "$(tr '\0' '\n' <"$d/cmdline" | head -n1)")" = revfs ] &&
-			echo "${d#/proc/}"
+		args=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null) || continue
+		[ "$(basename -- "$(head -n1 <<<"$args")")" = revfs ] || continue
+		grep -qxF -- "$1" <<<"$args" && echo "${d#/proc/}"
 	done | head -n1
 }
 bgpid=$(rv_pid_of_mount "$T/m1.mnt")

@@ -11,24 +11,41 @@
 # is the history listing L@R/, taken while the big listing is still open
 # (before the compaction, which would make it unreadable).
 #
-# Keys are created through the mount by 4 threads (there is no bulk loader);
-# the store runs with sync=none since durability is not the subject here.
+# The 200,000 keys are a fixture: loadkeys.c puts them into the store through
+# the engine API before the mount (through the mount they take minutes on
+# this machine); without build/libengine.a they are created through the
+# mount by 4 threads.  The store runs with sync=none: durability is not the
+# subject here.  The listing reads slowly (RVT_SLOW_US) so that the writers
+# change thousands of keys while it is open.
 . "$(dirname "$0")/lib.sh"
 
 NKEYS=${NKEYS:-200000}
+loaded=0
+if [ -f "$RV_REPO/build/libengine.a" ] && cc -std=gnu11 -O2 -D_GNU_SOURCE \
+	-I"$RV_REPO" -pthread -o "$T/loadkeys" \
+	"$RV_REPO/tests/integration/loadkeys.c" "$RV_REPO/build/libengine.a" \
+	-lleveldb $(pkg-config --libs libcurl jansson 2>/dev/null) -lm; then
+	t0=$(date +%s)
+	assert_true "load $NKEYS keys into the store (engine API)" \
+		"$T/loadkeys" "$T/list.data" L/k "$NKEYS"
+	echo "# loaded $NKEYS keys in $(($(date +%s) - t0)) s"
+	loaded=1
+fi
 rv_start list -o sync=none || exit 1
 L=$MNT/L
-mkdir "$L"
 if have_rev; then
 	REVSRC=$MNT/@revision
 else
 	REVSRC=$MNT/probe # a put to it and its mod_revision
 fi
 
-t0=$(date +%s)
-assert_true "create $NKEYS keys through the mount (4 threads)" \
-	"$RVT" mkmany "$L" k 0 "$NKEYS" 4
-echo "# created $NKEYS keys in $(($(date +%s) - t0)) s"
+if [ $loaded = 0 ]; then
+	mkdir "$L"
+	t0=$(date +%s)
+	assert_true "create $NKEYS keys through the mount (4 threads)" \
+		"$RVT" mkmany "$L" k 0 "$NKEYS" 4
+	echo "# created $NKEYS keys in $(($(date +%s) - t0)) s"
+fi
 
 # a quiet listing first: the truth is known exactly
 seq -f 'k%.0f' 0 $((NKEYS - 1)) | LC_ALL=C sort >"$T/all"
@@ -62,8 +79,17 @@ if [ -e "$MNT/@compact" ]; then
 fi
 EOF
 chmod +x "$T/hook.sh"
-win=$("$RVT" listrev "$L" "$REVSRC" "$T/listing" "$T/hook.sh" 2>"$T/lr.err")
+rss0=$(awk '/^VmRSS/ { print $2 }' /proc/"$RV_PID"/status)
+echo 5 >/proc/"$RV_PID"/clear_refs 2>/dev/null # reset VmHWM
+win=$(RVT_SLOW_US=${RVT_SLOW_US:-20000} "$RVT" listrev "$L" "$REVSRC" \
+	"$T/listing" "$T/hook.sh" 2>"$T/lr.err")
 st=$?
+hwm=$(awk '/^VmHWM/ { print $2 }' /proc/"$RV_PID"/status)
+if have_rev; then
+	rend=$(rev_now)
+else
+	rend=$(echo x >"$MNT/probe" && modrev "$MNT/probe")
+fi
 assert_eq "the listing under writers completes" "0" \
 	"$st$(cat "$T/lr.err")"
 # and a plain ls -f under writers
@@ -80,6 +106,8 @@ for s in 1 2 3 4; do
 	fi
 done
 [ $ok_writers = 1 ] && ok "the 4 writers ran without error"
+assert_true "the daemon's peak RSS grew < 64 MiB during the listing ($rss0 -> $hwm KiB)" \
+	test $((hwm - rss0)) -lt 65536
 
 read -r R1 R2 <<<"$win"
 echo "# listing revision in [$R1, $R2]"
@@ -117,9 +145,8 @@ else
 	fi
 	assert_true "the truth listings were taken (L@R/ for R in [$R1, $R2])" \
 		test -s "$T/truth.$R1"
-	nchurn=$(grep -c '^new-' "$T/truth.$R2")
-	assert_true "the writers were active during the listing ($nchurn new keys)" \
-		test "$nchurn" -gt 0
+	assert_true "the writers committed >= 100 revisions while the listing was open ($R2 -> $rend)" \
+		test $((rend - R2)) -ge 100
 fi
 if [ -e "$MNT/@compact" ]; then
 	assert_eq "a compaction ran during the listing" OK \

@@ -17,7 +17,8 @@
  *                        and first readdir of DIR, read it again, run HOOK
  *                        (sh -c, with $R1 and $R2 set), list the rest:
  *                        prints "R1 R2" (the listing's revision lies in
- *                        [R1, R2]), names (not . and ..) to OUT
+ *                        [R1, R2]), names (not . and ..) to OUT;
+ *                        $RVT_SLOW_US: sleep that long every 1000 names
  *   rvt mkmany DIR PREFIX START COUNT THREADS
  *                        create DIR/PREFIX<n> = "v<n>" for n in
  *                        [START, START+COUNT) with THREADS threads
@@ -351,6 +352,7 @@ static int rvt_skip_dot(const char *name)
 static int rvt_listrev(int argc, char **argv)
 {
 	long long r1, r2;
+	long slow_us, count = 0;
 	struct dirent *de;
 	FILE *out;
 	DIR *d;
@@ -384,9 +386,13 @@ static int rvt_listrev(int argc, char **argv)
 		if (system(argv[3]) != 0)
 			fprintf(stderr, "listrev: hook failed\n");
 	}
+	slow_us = getenv("RVT_SLOW_US") ? atol(getenv("RVT_SLOW_US")) : 0;
 	while (de) {
 		if (!rvt_skip_dot(de->d_name))
 			fprintf(out, "%s\n", de->d_name);
+		/* a slow reader keeps the listing open while writers run */
+		if (slow_us > 0 && ++count % 1000 == 0)
+			usleep((useconds_t)slow_us);
 		errno = 0;
 		de = readdir(d);
 	}
