@@ -71,7 +71,10 @@ struct cev {
 	enum eng_event_type type; /* PUT, DELETE or COMPACTED */
 	char *key;
 	size_t klen;
+	char *val; /* PUT: the value */
+	size_t vlen;
 	int64_t create, mod, version;
+	int64_t lease; /* PUT: logical lease number */
 };
 
 struct cevlist {
@@ -81,7 +84,8 @@ struct cevlist {
 	int end_err;        /* the watch ended (ENG_E_* or 1 for compacted) */
 };
 
-int cevlist_push(struct cevlist *l, const struct eng_event *ev);
+int cevlist_push(int side, struct cevlist *l, const struct eng_event *ev);
+bool cev_equal(const struct cev *a, const struct cev *b);
 void cevlist_free(struct cevlist *l);
 void cev_print(FILE *f, const struct cev *e);
 

@@ -359,9 +359,7 @@ static bool compare_watch(struct conf_run *R, int i)
 	for (j = 0; j < n; j++) {
 		struct cev *x = &a->v[j], *y = &b->v[j];
 
-		if (x->type != y->type || x->klen != y->klen ||
-		    memcmp(x->key, y->key, x->klen) || x->create != y->create ||
-		    x->mod != y->mod || x->version != y->version)
+		if (!cev_equal(x, y))
 			break;
 	}
 	if (j == a->n && j == b->n)

@@ -332,7 +332,7 @@ void cres_print(FILE *f, const char *label, const struct cres *r)
 	}
 }
 
-int cevlist_push(struct cevlist *l, const struct eng_event *ev)
+int cevlist_push(int side, struct cevlist *l, const struct eng_event *ev)
 {
 	struct cev *e;
 
@@ -360,6 +360,11 @@ int cevlist_push(struct cevlist *l, const struct eng_event *ev)
 	} else {
 		e->create = ev->kv.create_rev;
 		e->version = ev->kv.version;
+		if (ev->type == ENG_EV_PUT) {
+			e->val = dup_bytes(ev->kv.value, ev->kv.value_len);
+			e->vlen = ev->kv.value_len;
+			e->lease = conf_lease_logical(side, ev->kv.lease);
+		}
 		if (ev->kv.mod_rev > l->progress)
 			l->progress = ev->kv.mod_rev;
 	}
@@ -370,10 +375,21 @@ void cevlist_free(struct cevlist *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->n; i++)
+	for (i = 0; i < l->n; i++) {
 		free(l->v[i].key);
+		free(l->v[i].val);
+	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+}
+
+bool cev_equal(const struct cev *a, const struct cev *b)
+{
+	return a->type == b->type && a->klen == b->klen &&
+	       !memcmp(a->key, b->key, a->klen) && a->create == b->create &&
+	       a->mod == b->mod && a->version == b->version &&
+	       a->lease == b->lease && a->vlen == b->vlen &&
+	       (!a->vlen || !memcmp(a->val, b->val, a->vlen));
 }
 
 void cev_print(FILE *f, const struct cev *e)
@@ -390,4 +406,10 @@ void cev_print(FILE *f, const struct cev *e)
 	bytes_print(f, e->key, e->klen);
 	fprintf(f, " create=%lld mod=%lld version=%lld", (long long)e->create,
 	        (long long)e->mod, (long long)e->version);
+	if (e->type == ENG_EV_PUT) {
+		fprintf(f, " value=");
+		bytes_print(f, e->val, e->vlen);
+		if (e->lease)
+			fprintf(f, " lease=L%lld", (long long)e->lease);
+	}
 }

@@ -226,7 +226,7 @@ static int g_watch_poll(struct side *s, void *w, struct cevlist *l,
 			break;
 		}
 		for (i = 0; i < n; i++)
-			cevlist_push(l, &evs[i]);
+			cevlist_push(s->idx, l, &evs[i]);
 		if (n > 0) {
 			timeout_ms = 0;
 			continue;

@@ -172,7 +172,7 @@ static int e_watch_poll(struct side *s, void *w, struct cevlist *l,
 			return 0;
 		}
 		for (i = 0; i < n; i++)
-			cevlist_push(l, &evs[i]);
+			cevlist_push(s->idx, l, &evs[i]);
 		if (n < 256)
 			return 0;
 		timeout_ms = 0;
