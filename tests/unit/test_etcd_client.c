@@ -128,6 +128,7 @@ struct fake {
 	int n;
 	char paths[8][64]; /* the request paths, in order */
 	char bodies[8][1024];
+	char auth[8][64]; /* the Authorization header, if any */
 };
 
 static void read_request(int fd, struct fake *f, int i)
@@ -149,6 +150,9 @@ static void read_request(int fd, struct fake *f, int i)
 	if (!hdr_end)
 		return;
 	sscanf(buf, "POST %63s", f->paths[i]);
+	cl = strcasestr(buf, "\r\nAuthorization: ");
+	if (cl)
+		sscanf(cl + 17, "%63s", f->auth[i]);
 	cl = strcasestr(buf, "Content-Length:");
 	if (cl)
 		clen = strtol(cl + 15, NULL, 10);
@@ -474,6 +478,46 @@ static void test_txn_decoding(void **state)
 	fake_stop(&f);
 }
 
+/* Username/password: a token first; an expired token is renewed once. */
+static void test_auth_token_renewal(void **state)
+{
+	static const struct canned ans[] = {
+	    {200, "{\"header\":{},\"token\":\"tok1\"}", false},
+	    {401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":3}",
+	     false},
+	    {200, "{\"header\":{},\"token\":\"tok2\"}", false},
+	    {200, "{\"header\":{\"revision\":\"3\"}}", false},
+	};
+	const char *eps[1];
+	struct fake f;
+	char ep[64];
+	struct etcd_client_options opt;
+	struct etcd_client *c = NULL;
+	eng_rev_t rev = 0;
+
+	fake_start(&f, ans, 4);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
+	eps[0] = ep;
+	etcd_client_options_init(&opt);
+	opt.endpoints = eps;
+	opt.nendpoints = 1;
+	opt.user = "root";
+	opt.password = "secret";
+	assert_int_equal(etcd_client_open(&opt, &c), 0);
+	assert_int_equal(etcd_current_rev(c, &rev), 0);
+	assert_int_equal(rev, 3);
+	assert_string_equal(f.paths[0], "/v3/auth/authenticate");
+	assert_non_null(strstr(f.bodies[0], "\"name\":\"root\""));
+	assert_non_null(strstr(f.bodies[0], "\"password\":\"secret\""));
+	assert_string_equal(f.paths[1], "/v3/kv/range");
+	assert_string_equal(f.auth[1], "tok1");
+	assert_string_equal(f.paths[2], "/v3/auth/authenticate");
+	assert_string_equal(f.paths[3], "/v3/kv/range");
+	assert_string_equal(f.auth[3], "tok2");
+	etcd_client_close(c);
+	fake_stop(&f);
+}
+
 static void test_watch_stream(void **state)
 {
 	static const struct canned ans[] = {
@@ -542,6 +586,7 @@ int main(void)
 	    cmocka_unit_test(test_range_decoding_and_failover),
 	    cmocka_unit_test(test_error_answers),
 	    cmocka_unit_test(test_txn_decoding),
+	    cmocka_unit_test(test_auth_token_renewal),
 	    cmocka_unit_test(test_watch_stream),
 	};
 
