@@ -7,6 +7,8 @@
  */
 #include "engine_helpers.h"
 
+#include <leveldb/c.h>
+
 #include <pthread.h>
 #include <sys/stat.h>
 #include <signal.h>
@@ -550,6 +552,45 @@ static void test_not_store_and_locked(void **state)
 	th_cleanup(dir);
 }
 
+/* Write one raw record into a LevelDB at dir (creating it). */
+static void raw_put(const char *dir, const char *k, const void *v, size_t vn)
+{
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	char *err = NULL;
+	leveldb_t *db;
+
+	leveldb_options_set_create_if_missing(o, 1);
+	db = leveldb_open(o, dir, &err);
+	assert_null(err);
+	leveldb_put(db, wo, k, strlen(k), v, vn, &err);
+	assert_null(err);
+	leveldb_close(db);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_options_destroy(o);
+}
+
+static void test_foreign_and_newer_stores(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = NULL;
+
+	(void)state;
+	/* Some other program's LevelDB. */
+	raw_put(dir, "user:1", "x", 1);
+	assert_int_equal(eng_open(dir, NULL, &e), ENG_E_NOT_STORE);
+	assert_null(e);
+	th_cleanup(dir);
+
+	/* A store written by a newer revfs. */
+	dir = th_tmpdir();
+	e = th_open(dir, NULL);
+	eng_close(e);
+	raw_put(dir, "Mmagic", "revfs-store\0\0\0\x63", 15);
+	assert_int_equal(eng_open(dir, NULL, &e), ENG_E_VERSION);
+	th_cleanup(dir);
+}
+
 static void test_snapshot_and_history(void **state)
 {
 	char *dir = th_tmpdir();
@@ -789,6 +830,7 @@ int main(void)
 	    cmocka_unit_test(test_put_flags_and_limits),
 	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_not_store_and_locked),
+	    cmocka_unit_test(test_foreign_and_newer_stores),
 	    cmocka_unit_test(test_snapshot_and_history),
 	    cmocka_unit_test(test_sync_modes_and_stats),
 	    cmocka_unit_test(test_concurrent_group_commit),
