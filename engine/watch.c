@@ -46,8 +46,8 @@
 #define WATCH_CHUNK 512
 /* Window events a catching-up reader scans per hold of the hub's lock, and
  * at most under the registry lock to go live. */
-#define WATCH_SCAN          4096
-#define LIVE_SCAN           (4 * WATCH_SCAN)
+#define WATCH_SCAN          1024
+#define LIVE_SCAN           (4 * WATCH_BATCH)
 #define PROGRESS_MIN_MS     100
 #define PROGRESS_DEFAULT_MS 5000
 /* An empty queue keeps an array of at most this many slots. */
@@ -1194,50 +1194,80 @@ static int store_fill(struct watcher *w, eng_rev_t from, eng_rev_t to)
 	return gather_commit(w, &g, rc ? g.stop_at : to + 1);
 }
 
-/* Fill the queue from the window up to the dispatcher's position and go
- * live.  Returns 1 if the position is too far behind (scan more first). */
+/*
+ * Fill the queue from the window up to the dispatcher's position and go
+ * live.  Under reg_lock no batch is in flight, so win_start, disp_seq and
+ * the window below disp_seq are stable; only the ring may be reallocated
+ * by a publish, so it is read in chunks under the hub's lock.  Returns 1 if
+ * the position is too far behind (the caller scans more first).
+ */
 static int go_live(struct watcher *w, eng_rev_t fill)
 {
 	struct watch_hub *h = w->h;
-	uint64_t seq, s;
-	size_t n = 0;
+	uint64_t seq, end;
 	int rc = 0;
 
 	pthread_mutex_lock(&h->reg_lock);
 	pthread_mutex_lock(&w->lock);
-	pthread_mutex_lock(&h->lock);
-	if (w->state != W_CATCHUP || w->fill_rev != fill || fill < h->win_start)
+	if (w->state != W_CATCHUP || w->fill_rev != fill)
 		goto out;
+	pthread_mutex_lock(&h->lock);
+	if (fill < h->win_start) {
+		pthread_mutex_unlock(&h->lock);
+		goto out; /* evicted meanwhile: the store has it */
+	}
 	seq = win_seek(h, fill);
-	if (seq > h->disp_seq)
+	end = h->disp_seq;
+	pthread_mutex_unlock(&h->lock);
+	if (seq > end)
 		ENG_BUG(&h->opt, "watch: fill %lld beyond dispatch %lld",
 		        (long long)fill, (long long)atomic_load(&h->disp_rev));
-	if (h->disp_seq - seq > LIVE_SCAN) {
+	if (end - seq > LIVE_SCAN) {
 		rc = 1;
 		goto out;
 	}
-	for (s = seq; s < h->disp_seq; s++) {
-		const struct hev *e = win_at(h, s);
+	while (seq < end) {
+		struct gather g = {.w = w};
+		uint64_t stop =
+		    seq + WATCH_CHUNK < end ? seq + WATCH_CHUNK : end;
+		eng_rev_t first;
 
-		n += watcher_match(w, e->ev.kv.key, e->ev.kv.key_len);
-	}
-	rc = queue_reserve(w, n);
-	if (rc < 0)
-		goto out;
-	for (s = seq; s < h->disp_seq; s++) {
-		struct hev *e = win_at(h, s);
+		pthread_mutex_lock(&h->lock);
+		first = hev_rev(win_at(h, seq));
+		while (stop < end &&
+		       hev_rev(win_at(h, stop)) == hev_rev(win_at(h, stop - 1)))
+			stop++;
+		for (; seq < stop && !g.err; seq++) {
+			struct hev *e = win_at(h, seq);
 
-		if (watcher_match(w, e->ev.kv.key, e->ev.kv.key_len)) {
-			hev_get(e);
-			queue_push(w, e);
+			if (!watcher_match(w, e->ev.kv.key, e->ev.kv.key_len))
+				continue;
+			if (gather_push(&g, e) < 0)
+				g.err = ENG_E_NOMEM;
+			else
+				hev_get(e);
 		}
+		pthread_mutex_unlock(&h->lock);
+		if (!g.err)
+			g.err = queue_reserve(w, g.n);
+		if (g.err) {
+			/* the whole revisions before `first` are queued */
+			rc = g.err;
+			gather_free(&g);
+			w->q_vis = w->q_len;
+			w->fill_rev = first;
+			goto out;
+		}
+		for (size_t i = 0; i < g.n; i++)
+			queue_push(w, g.evs[i]);
+		g.n = 0;
+		gather_free(&g);
 	}
 	w->q_vis = w->q_len;
 	w->fill_rev = atomic_load(&h->disp_rev) + 1;
 	w->state = W_LIVE;
 	w->want_progress = true;
 out:
-	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_unlock(&w->lock);
 	pthread_mutex_unlock(&h->reg_lock);
 	return rc;

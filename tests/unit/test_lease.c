@@ -155,6 +155,25 @@ static void test_lease_grant_ops(void **state)
 	/* the name is free again */
 	assert_int_equal(eng_lease_grant(e, 0, 30, "node-1", &got), 0);
 	assert_true(got != 42);
+	/* many names (the name table grows), each found by lookup */
+	for (int i = 0; i < 600; i++) {
+		char nm[32];
+
+		snprintf(nm, sizeof(nm), "svc-%d", i);
+		assert_int_equal(eng_lease_grant(e, 1000 + i, 60, nm, &got), 0);
+	}
+	for (int i = 0; i < 600; i++) {
+		char nm[32];
+
+		snprintf(nm, sizeof(nm), "svc-%d", i);
+		assert_int_equal(eng_lease_lookup(e, nm, &got), 0);
+		assert_int_equal(got, 1000 + i);
+		if (i % 2)
+			assert_int_equal(eng_lease_revoke(e, got, NULL), 0);
+	}
+	assert_int_equal(eng_lease_lookup(e, "svc-7", &got),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_int_equal(eng_lease_lookup(e, "svc-8", &got), 0);
 	/* a put attaching a missing lease fails and writes nothing */
 	assert_int_equal(eng_put(e, "k", 1, "v", 1, 42, NULL, NULL),
 	                 ENG_E_LEASE_NOT_FOUND);

@@ -268,8 +268,8 @@ static void test_watch_starts(void **state)
 	char *dir = th_tmpdir();
 	eng *e = open_fast(dir, 100);
 	struct keyset ks = {0};
-	eng_watch *past, *now, *fut, *from1;
-	struct coll cp = {0}, cn = {0}, cf = {0}, c1 = {0}, want;
+	eng_watch *past, *now, *fut, *from1, *key;
+	struct coll cp = {0}, cn = {0}, cf = {0}, c1 = {0}, ck = {0}, want;
 	eng_rev_t mid, cur, fstart;
 	char k[32];
 
@@ -286,6 +286,7 @@ static void test_watch_starts(void **state)
 	cur = eng_current_rev(e);
 	past = wopen_prefix(e, "a/", mid);
 	from1 = wopen_prefix(e, "a/", 1);
+	key = wopen(e, "a/2", NULL, 1); /* one key, replayed from the window */
 	now = wopen_prefix(e, "a/", 0);
 	fstart = cur + 6;
 	fut = wopen_prefix(e, "a/", fstart);
@@ -310,6 +311,7 @@ static void test_watch_starts(void **state)
 	coll_until(from1, &c1, 1000, cur);
 	coll_until(now, &cn, 7, cur);
 	coll_until(fut, &cf, 7, cur);
+	coll_until(key, &ck, 2, cur);
 
 	oracle(e, ks.k, ks.n, "a/", 2, "a0", 2, mid, cur, &want);
 	coll_check(&cp, &want);
@@ -326,6 +328,12 @@ static void test_watch_starts(void **state)
 	assert_true(cf.n > 0 && cf.r[0].mod == fstart);
 	coll_free(&want);
 	assert_int_equal(eng_watch_next_rev(past), cur + 1);
+	oracle(e, ks.k, ks.n, "a/2", 3, NULL, 0, 1, cur, &want);
+	assert_int_equal(want.n, 6);
+	coll_check(&ck, &want);
+	coll_free(&want);
+	eng_watch_close(key);
+	coll_free(&ck);
 
 	eng_watch_close(past);
 	eng_watch_close(from1);
