@@ -26,9 +26,9 @@ int local_ldb_err(struct local *l, char *err, const char *what)
 {
 	int rc = ENG_E_IO;
 
-	/* "IO error: lock DIR/LOCK: Resource temporarily unavailable" or
-	 * "... already held by process". */
-	if (strstr(err, "lock ") || strstr(err, "LOCK"))
+	/* At open: "IO error: lock DIR/LOCK: Resource temporarily
+	 * unavailable" or "... already held by process". */
+	if (!strcmp(what, "open") && strstr(err, "lock "))
 		rc = ENG_E_LOCKED;
 	else if (strstr(err, "Corruption"))
 		rc = ENG_E_CORRUPT;
@@ -397,7 +397,6 @@ int local_open(const char *dir, const struct eng_options *opt, eng **out)
 	if (rc)
 		goto fail;
 	l->last_sync_ns = eng_now_mono_ns();
-	local_measure_bytes(l);
 	if (local_measure_bytes(l) > opt->quota_bytes) {
 		atomic_store(&l->alarm, true);
 		eng_logf(opt, ENG_LOG_WARN,
