@@ -530,6 +530,7 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -EEXIST;
 		goto fail;
 	}
+	fs_own_rev(fs, tr.header_rev);
 	struct fs_inode *in = fs_inode_get(fs, FS_I_DIR, 0, 0, key, key_len, 1);
 	struct fuse_entry_param ep = {0};
 
@@ -603,6 +604,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOTEMPTY;
 		goto fail;
 	}
+	fs_own_rev(fs, tr.header_rev);
 	if (tr.nres == 1 && tr.res[0].deleted == 0) {
 		/* No marker: fine if the directory is gone anyway. */
 		rc = fs_prefix_exists(fs, key, key_len, 0, NULL);

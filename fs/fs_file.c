@@ -201,6 +201,7 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	}
 	fs_logf(ENG_LOG_DEBUG, "commit '%s' (%zu bytes) at revision %lld", key,
 	        wb->len, (long long)rev);
+	fs_own_rev(fs, rev);
 	wb->dirty = false;
 	wb->written = false;
 	/* The kernel's pages were written through: drop them at next open. */
@@ -216,15 +217,15 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 static void wbuf_reset_locked(struct fs *fs, struct fs_inode *in)
 {
 	struct fs_wbuf *wb = in->wbuf;
-	struct eng_kv kv = { 0 };
+	struct eng_kv kv = {0};
 	char *key = NULL;
 	size_t key_len;
 
 	wb->len = 0;
 	wb->dirty = wb->written = false;
 	if (fs_inode_key(fs, in, &key, &key_len) == 0 &&
-	    eng_get(fs->e, key, key_len, 0, NULL, &kv) == 0 &&
-	    kv.mod_rev > 0 && wbuf_reserve(wb, kv.value_len) == 0) {
+	    eng_get(fs->e, key, key_len, 0, NULL, &kv) == 0 && kv.mod_rev > 0 &&
+	    wbuf_reserve(wb, kv.value_len) == 0) {
 		memcpy(wb->data, kv.value, kv.value_len);
 		wb->len = kv.value_len;
 	}

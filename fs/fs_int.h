@@ -62,7 +62,8 @@ struct fs_inode {
 	                            protected by lock */
 };
 
-#define FS_INVAL_Q 256
+#define FS_INVAL_Q  256
+#define FS_OWN_REVS 65536 /* a power of two */
 
 struct fs {
 	eng *e;
@@ -88,6 +89,9 @@ struct fs {
 	pthread_mutex_t inval_lock;
 	fuse_ino_t inval_q[FS_INVAL_Q]; /* protected by inval_lock */
 	size_t inval_n;                 /* protected by inval_lock */
+	/* Revisions this mount committed, direct-mapped by rev (atomic
+	 * loads/stores; an overwritten slot only costs an invalidation). */
+	eng_rev_t *own_revs;
 };
 
 /* ---- fs_log.c ---- */
@@ -209,6 +213,8 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
  * operation that may not call the kernel itself).  Best effort: when the
  * queue is full the attribute timeout bounds the staleness. */
 void fs_inval_later(struct fs *fs, fuse_ino_t ino);
+/* Record a revision committed by one of this mount's operations. */
+void fs_own_rev(struct fs *fs, eng_rev_t rev);
 
 /* ---- fs_history.c ---- */
 struct fs_hist;

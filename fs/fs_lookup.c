@@ -642,6 +642,7 @@ static int truncate_key(struct fs *fs, struct fs_inode *in, size_t size)
 	struct eng_kv kv = {0};
 	char *key = NULL, *val = NULL;
 	size_t key_len;
+	eng_rev_t rev = 0;
 	int rc;
 
 	rc = fs_inode_key(fs, in, &key, &key_len);
@@ -664,9 +665,11 @@ static int truncate_key(struct fs *fs, struct fs_inode *in, size_t size)
 		goto out;
 	}
 	memcpy(val, kv.value, kv.value_len < size ? kv.value_len : size);
-	rc = eng_put(fs->e, key, key_len, val, size, kv.lease, NULL, NULL);
+	rc = eng_put(fs->e, key, key_len, val, size, kv.lease, &rev, NULL);
 	if (rc == ENG_E_LEASE_NOT_FOUND)
-		rc = eng_put(fs->e, key, key_len, val, size, 0, NULL, NULL);
+		rc = eng_put(fs->e, key, key_len, val, size, 0, &rev, NULL);
+	if (rc == 0)
+		fs_own_rev(fs, rev);
 	rc = rc < 0 ? -fs_errno(rc) : 0;
 out:
 	free(val);
@@ -800,6 +803,8 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = -fs_errno(rc);
 		else if (!tr.succeeded)
 			rc = -EEXIST;
+		else
+			fs_own_rev(fs, tr.header_rev);
 		eng_txn_res_release(&tr);
 	}
 	if (rc < 0) {

@@ -74,7 +74,8 @@ int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
 	fs->prefix_len = plen;
 	fs->cfg.prefix = fs->prefix;
 	clock_gettime(CLOCK_REALTIME, &fs->start_time);
-	rc = fs_itab_init(fs);
+	fs->own_revs = calloc(FS_OWN_REVS, sizeof(*fs->own_revs));
+	rc = fs->own_revs ? fs_itab_init(fs) : -ENOMEM;
 	if (rc < 0) {
 		fs_free(fs);
 		return rc;
@@ -92,6 +93,7 @@ void fs_free(struct fs *fs)
 		fs_commit_all(fs);
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
+	free(fs->own_revs);
 	free(fs->prefix);
 	free(fs);
 }

@@ -7,9 +7,15 @@
  * engine, a control file) are not.  So the fs watches the mount's prefix in
  * the engine and, for every event, invalidates the key's inode (attributes
  * and pages) and its name in its parent directory, if the kernel knows
- * them.  Events of this mount's own commits are invalidated too: skipping
- * them would need proof that no other change of the same key slipped in
- * between, and an extra invalidation only costs a lookup.
+ * them.  A revision committed by this mount's own operation holds exactly
+ * that operation's change (one txn, one revision), which the kernel saw:
+ * its names are right, so only the key's attributes (the new commit time
+ * and size) are invalidated, without touching pages or names.  That also
+ * keeps the notifier from ever waiting on a page or directory lock held by
+ * a request of this mount (if the daemon is killed with such a request in
+ * flight, a notifier blocked in the kernel would keep the dying process and
+ * its FUSE connection alive).  Pages of other changes are invalidated here;
+ * a reader's open also drops pages of an older version (fs_file.c).
  *
  * The engine's notify callback runs under engine locks, so it only writes
  * to an eventfd; a dedicated thread, holding no lock any FUSE operation
@@ -61,6 +67,20 @@ static int open_watch(struct fs *fs)
 	return rc < 0 ? -fs_errno(rc) : 0;
 }
 
+void fs_own_rev(struct fs *fs, eng_rev_t rev)
+{
+	if (fs->own_revs && rev > 0)
+		__atomic_store_n(&fs->own_revs[rev & (FS_OWN_REVS - 1)], rev,
+		                 __ATOMIC_RELAXED);
+}
+
+static bool is_own_rev(struct fs *fs, eng_rev_t rev)
+{
+	return fs->own_revs &&
+	       __atomic_load_n(&fs->own_revs[rev & (FS_OWN_REVS - 1)],
+	                       __ATOMIC_RELAXED) == rev;
+}
+
 static void invalidate(struct fs *fs, const struct eng_kv *kv)
 {
 	char name[FS_NAME_MAX + 1];
@@ -72,6 +92,15 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv)
 	if (kv->key_len < fs->prefix_len ||
 	    memcmp(kv->key, fs->prefix, fs->prefix_len) != 0)
 		return;
+	if (is_own_rev(fs, kv->mod_rev)) {
+		ino =
+		    dir ? 0
+		        : fs_inode_ino_of(fs, FS_I_FILE, kv->key, kv->key_len);
+		/* A negative offset: attributes only. */
+		if (ino)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+		return;
+	}
 	if (!dir) {
 		ino = fs_inode_ino_of(fs, FS_I_FILE, kv->key, kv->key_len);
 		if (ino)

@@ -121,6 +121,8 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOENT;
 		goto fail;
 	}
+	if (deleted > 0)
+		fs_own_rev(fs, rev);
 	fs_logf(ENG_LOG_DEBUG, "unlink '%s' at revision %lld", key,
 	        (long long)rev);
 	free(key);
@@ -188,6 +190,7 @@ static int rename_file(struct fs *fs, const char *src, size_t src_len,
 		if (rc < 0)
 			return -fs_errno(rc);
 		if (ok) {
+			fs_own_rev(fs, rev);
 			fs_logf(ENG_LOG_DEBUG, "rename '%s' -> '%s' at %lld",
 			        src, dst, (long long)rev);
 			return 0;
@@ -301,7 +304,9 @@ static int rename_dir(struct fs *fs, const char *src, size_t src_len,
 			rc = eng_txn(fs->e, &t, &tr);
 			if (rc < 0)
 				rc = -fs_errno(rc);
-			else if (!tr.succeeded)
+			else if (tr.succeeded)
+				fs_own_rev(fs, tr.header_rev);
+			else
 				rc = fs_prefix_exists(fs, dlo, dst_len + 1, 0,
 				                      NULL) > 0
 				         ? -ENOTEMPTY

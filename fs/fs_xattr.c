@@ -157,6 +157,8 @@ static int set_lease(struct fs *fs, struct fs_inode *in, eng_lease_t lease)
 		rc = -fs_errno(rc);
 	else if (!tr.succeeded)
 		rc = -ENOENT;
+	else
+		fs_own_rev(fs, tr.header_rev);
 	eng_txn_res_release(&tr);
 	free(key);
 	return rc;
