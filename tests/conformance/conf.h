@@ -36,6 +36,7 @@ struct csub {
 	struct ckv *kvs;
 	size_t n;
 	int64_t count;
+	bool count_unknown; /* the engine was not asked and answered -1 */
 	bool more;
 	int64_t deleted;
 	struct ckv *prev;
@@ -125,6 +126,7 @@ struct side {
 	const struct side_ops *ops;
 	int idx;       /* 0 or 1: which column of the lease table */
 	char name[64]; /* for messages */
+	long nranges;  /* lone ranges so far */
 	void *impl;
 };
 

@@ -228,7 +228,8 @@ bool cres_equal(const struct cres *a, const struct cres *b, char *why,
 			snprintf(why, wl, "op %zu: number of kvs differs", i);
 			return false;
 		}
-		if (x->count != y->count) {
+		if (x->count != y->count && !x->count_unknown &&
+		    !y->count_unknown) {
 			snprintf(why, wl, "op %zu: count differs", i);
 			return false;
 		}
@@ -314,8 +315,10 @@ void cres_print(FILE *f, const char *label, const struct cres *r)
 
 		fprintf(f, "    [%zu] %s", i, tn[s->type]);
 		if (s->type == ENG_OP_RANGE)
-			fprintf(f, " count=%lld more=%d n=%zu",
-			        (long long)s->count, s->more, s->n);
+			fprintf(f, " count=%lld%s more=%d n=%zu",
+			        (long long)s->count,
+			        s->count_unknown ? " (not asked)" : "", s->more,
+			        s->n);
 		if (s->type == ENG_OP_DELETE)
 			fprintf(f, " deleted=%lld", (long long)s->deleted);
 		fputc('\n', f);
