@@ -276,10 +276,16 @@ int local_range_latest(struct view *v, const struct rparams *p,
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
+			size_t d = delim_at(p, p->key, p->key_len);
+
 			rc = codec_rec_decode(val.p, val.len, &r);
 			if (rc)
 				goto out;
-			rc = walk_emit(&w, p->key, p->key_len, &r, false);
+			if (d)
+				rc = walk_emit(&w, p->key, d, NULL, true);
+			else
+				rc = walk_emit(&w, p->key, p->key_len, &r,
+				               false);
 			if (rc < 0)
 				goto out;
 		}
