@@ -38,8 +38,10 @@ RV_LOG=""      # and its log
 
 # The errors a sanitizer build prints; any of them in a daemon log fails.
 RV_SAN_RE='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL'
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# Reports also go to $T/san.PID: a detached daemon (background mode, the
+# mount helper) has no stderr to read.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}:log_path=$T/san
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}:log_path=$T/san
 
 # ------------------------------------------------------------------ output
 
@@ -330,7 +332,7 @@ rv_atexit() {
 
 rv_san_check() {
 	local f found=""
-	for f in "$T"/*.log; do
+	for f in "$T"/*.log "$T"/san.*; do
 		[ -f "$f" ] || continue
 		if grep -Eq "$RV_SAN_RE" "$f"; then
 			found="$found $f"
