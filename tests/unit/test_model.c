@@ -233,6 +233,52 @@ static void check_range(eng *e, unsigned *seed)
 	eng_range_res_release(&res);
 }
 
+static int ver_cmp(const void *a, const void *b)
+{
+	const struct mver *x = *(struct mver *const *)a;
+	const struct mver *y = *(struct mver *const *)b;
+
+	return (x->rev > y->rev) - (x->rev < y->rev);
+}
+
+/* eng_history: the versions after the compaction revision, plus the newest
+ * at or below it unless that is a deletion. */
+static void check_history(eng *e, unsigned *seed)
+{
+	static struct mver *want[MAXV];
+	struct mver *base = NULL;
+	struct eng_range_res res;
+	char k[8];
+	size_t kn;
+	int n = 0;
+
+	rand_key(seed, k, &kn);
+	for (int i = 0; i < nvers; i++) {
+		struct mver *v = &vers[i];
+
+		if (v->klen != kn || memcmp(v->key, k, kn))
+			continue;
+		if (v->rev > mcompact)
+			want[n++] = v;
+		else if (!base || v->rev > base->rev)
+			base = v;
+	}
+	if (base && !base->del)
+		want[n++] = base;
+	qsort(want, (size_t)n, sizeof(*want), ver_cmp);
+	assert_int_equal(eng_history(e, k, kn, 0, 0, &res), 0);
+	assert_int_equal(res.n, n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(res.kvs[i].mod_rev, want[i]->rev);
+		assert_int_equal(res.kvs[i].deleted, want[i]->del);
+		if (!want[i]->del) {
+			assert_int_equal(res.kvs[i].version, want[i]->version);
+			assert_int_equal(res.kvs[i].value_len, want[i]->vlen);
+		}
+	}
+	eng_range_res_release(&res);
+}
+
 static void step(eng *e, unsigned *seed)
 {
 	static struct mver *live[MAXV];
@@ -340,6 +386,9 @@ static void step(eng *e, unsigned *seed)
 			                 0);
 			mcompact = c;
 		}
+		break;
+	case 8:
+		check_history(e, seed);
 		break;
 	default:
 		check_range(e, seed);
