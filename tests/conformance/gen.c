@@ -37,10 +37,10 @@ static const struct {
 	const char *p;
 	size_t n;
 } keys[] = {
-    {"a", 1},  {"a/1", 3},  {"a/2", 3},   {"a/b/c", 5},
-    {"ab", 2}, {"b", 1},    {"b/x", 3},   {"b/y", 3},
-    {"c", 1},  {"c\0d", 3}, {"c\x01", 2}, {"d\xff", 2},
-    {"k", 1},  {"zz", 2},   {"\xff", 1},  {"\xff\xff", 2},
+    {"a", 1},        {"a/1", 3},   {"a/2", 3}, {"a/b/c", 5}, {"ab", 2},
+    {"b", 1},        {"b/x", 3},   {"b/y", 3}, {"c", 1},     {"c\0d", 3},
+    {"c\x01", 2},    {"d\xff", 2}, {"k", 1},   {"zz", 2},    {"\xff", 1},
+    {"\xff\xff", 2}, {"a0", 2}, /* the prefix end of "a/": outside [a/, a0) */
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -98,6 +98,22 @@ static struct cbytes rand_key(struct rng *r)
 		int n = snprintf(buf, sizeof(buf), "r/%u",
 		                 (unsigned)rng_below(r, 40));
 		return bdup(buf, (size_t)n);
+	}
+	if (rng_below(r, 1000) < 4) { /* a long key: 1000-3999 bytes */
+		struct cbytes k = bdup("", 0);
+		size_t n = 1000 + rng_below(r, 3000);
+
+		free(k.p);
+		k.p = malloc(n + 1);
+		if (!k.p)
+			abort();
+		memset(k.p, 'L', n);
+		k.p[0] = 'r';
+		k.p[1] = '/';
+		k.p[n - 1] = (char)('0' + rng_below(r, 3));
+		k.p[n] = '\0';
+		k.n = n;
+		return k;
 	}
 	unsigned i = (unsigned)rng_below(r, NKEYS);
 	return bdup(keys[i].p, keys[i].n);
