@@ -407,8 +407,11 @@ static void restore_undo(const char *dir, bool created)
 	leveldb_destroy_db(o, dir, &err);
 	leveldb_free(err);
 	leveldb_options_destroy(o);
+	/* DestroyDB removes the directory too: give back an empty one. */
 	if (created)
 		rmdir(dir);
+	else
+		(void)mkdir(dir, 0700);
 }
 
 static void check_report(void *arg, const char *msg)

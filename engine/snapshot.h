@@ -76,8 +76,10 @@ eng_snapshot_stream_info(const eng_snapshot_stream *s);
 /* Bytes produced so far (the offset of the next read). */
 uint64_t eng_snapshot_stream_offset(const eng_snapshot_stream *s);
 /*
- * Copy the next (up to) len bytes into buf.  Returns the count (< len only
- * at the end), 0 at the end, or a negative ENG_E_* code (ENG_E_IO).
+ * Copy the next (up to) len bytes (len > 0) into buf.  Returns the count
+ * (< len only at the end), 0 at the end, or a negative ENG_E_* code
+ * (ENG_E_IO).  The length is not known before the end: a FUSE file serving
+ * it reports size 0 and is opened with direct_io, so readers read to EOF.
  * Not thread-safe per stream: one reader at a time.
  */
 int64_t eng_snapshot_stream_read(eng_snapshot_stream *s, void *buf, size_t len);

@@ -368,6 +368,13 @@ static void test_truncated(void **state)
 	    ENG_E_CORRUPT);
 	assert_non_null(strstr(err, "checksum"));
 	assert_int_equal(stat(dst, &sb), -1);
+	/* Into an empty directory given by the user: it stays, empty. */
+	assert_int_equal(mkdir(dst, 0700), 0);
+	assert_int_equal(
+	    eng_snapshot_restore(file, dst, NULL, NULL, NULL, err, sizeof(err)),
+	    ENG_E_CORRUPT);
+	assert_int_equal(stat(dst, &sb), 0);
+	assert_int_equal(rmdir(dst), 0);
 
 	free(b.p);
 	unlink(file);
