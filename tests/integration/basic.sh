@@ -134,6 +134,40 @@ assert_eq "mv of a directory is one revision for every key" \
 	"$(modrev "$N/dir2/one") $(modrev "$N/dir2/inner/two")"
 R=$((R + 1))
 
+# RENAME_NOREPLACE fails EEXIST, RENAME_EXCHANGE is not supported
+echo x1 >"$N/x1"
+echo x2 >"$N/x2"
+R=$(modrev "$N/x2")
+assert_fails_with "renameat2 RENAME_NOREPLACE onto a key fails EEXIST" \
+	EEXIST rename2 "$N/x1" "$N/x2" noreplace
+assert_fails_with "renameat2 RENAME_EXCHANGE fails EINVAL" EINVAL \
+	rename2 "$N/x1" "$N/x2" exchange
+assert_eq "the refused renames changed nothing" $'x1\nx2' \
+	"$(cat "$N/x1" "$N/x2")"
+assert_succeeds "renameat2 RENAME_NOREPLACE to a free name works" \
+	rename2 "$N/x1" "$N/x3" noreplace
+assert_meta "... in one revision" "$N/x3" $((R + 1)) $((R + 1)) 1
+R=$((R + 1))
+
+# a directory of more than 1000 keys: EXDEV, and mv copies instead
+mkdir "$N/big"
+"$RVT" mkmany "$N/big" k 0 1001 4
+assert_fails_with "rename(2) of a directory of 1001 keys fails EXDEV" EXDEV \
+	rename "$N/big" "$N/big2"
+assert_true "mv of a directory of 1001 keys works (copy + delete)" \
+	mv "$N/big" "$N/big2"
+assert_eq "... all 1001 keys moved" 1001 "$(ls "$N/big2" | wc -l)"
+assert_file_content "... with their values" "$N/big2/k1000" v1000
+assert_missing "... and the old directory is gone" "$N/big"
+rm -r "$N/big2"
+assert_missing "rm -r removes a directory of 1001 keys" "$N/big2"
+
+# a descriptor reads the version current at its open
+echo old >"$N/pin"
+assert_eq "an open descriptor keeps reading the version of its open" old \
+	"$("$RVT" readpin "$N/pin" new)"
+assert_file_content "... while a new open reads the new value" "$N/pin" new
+
 # ---------------------------------------------------------------- rmdir
 assert_fails_with "rmdir of a non-empty namespace fails ENOTEMPTY" \
 	ENOTEMPTY rmdir "$N/dir2"
@@ -188,7 +222,14 @@ assert_fails_with "getting another user.* xattr fails ENODATA" ENODATA \
 assert_eq "refused xattr writes took no revision" 1 "$(version "$N/src/n1")"
 
 # ------------------------------------------------- diff -r ns@REV ns
-R0=$(modrev "$N/src/big")
+# the revision after cp -r: the newest mod_revision of the copied keys (cp
+# copies in the source directory's order, not in name order)
+R0=$(cd "$N/src" && find . -type f | while read -r f; do modrev "$f"; echo; done |
+	sort -n | tail -n1)
+if have_rev; then
+	assert_eq "@revision is the newest key's revision after cp -r" "$R0" \
+		"$(rev_now)"
+fi
 printf 'needle changed\n' >"$N/src/n1"
 rm "$N/src/deep/h1"
 echo new >"$N/src/deep/new"

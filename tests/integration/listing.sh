@@ -56,6 +56,9 @@ assert_eq "ls -f lists in key (byte) order" "" \
 	"$(LC_ALL=C sort -c "$T/quiet" 2>&1)"
 assert_eq "ls -f shows $NKEYS entries" "$NKEYS" "$(wc -l <"$T/quiet")"
 
+assert_eq "telldir/seekdir/rewinddir in $NKEYS entries give the same entries" \
+	OK "$("$RVT" try seekcheck "$L")"
+
 # ------------------------------------------------- under 4 writers
 for s in 1 2 3 4; do
 	rv_bg "$RVT" churn "$L" k "$NKEYS" "$s" 2>"$T/churn$s.err"

@@ -19,6 +19,11 @@
  *                        prints "R1 R2" (the listing's revision lies in
  *                        [R1, R2]), names (not . and ..) to OUT;
  *                        $RVT_SLOW_US: sleep that long every 1000 names
+ *                        (rename2 A B noreplace|exchange: renameat2;
+ *                        seekcheck DIR: telldir/seekdir/rewinddir give the
+ *                        same entries again)
+ *   rvt readpin PATH NEW open PATH, commit NEW through another open, read
+ *                        the first descriptor: prints what it read
  *   rvt mkmany DIR PREFIX START COUNT THREADS
  *                        create DIR/PREFIX<n> = "v<n>" for n in
  *                        [START, START+COUNT) with THREADS threads
@@ -183,6 +188,117 @@ static int rvt_list_all(const char *path, char *step, size_t step_len)
 	return 0;
 }
 
+/*
+ * telldir/seekdir/rewinddir on a directory: list it once remembering each
+ * entry's position, then seek back to a few of them and to the start; each
+ * must give the same entry again.  Prints OK or what differed.
+ */
+static int rvt_seekcheck(const char *path)
+{
+	size_t n = 0, cap = 1024, probes[4];
+	struct dirent *de;
+	char **names;
+	long *pos;
+	int rc = 1;
+	DIR *d;
+
+	names = malloc(cap * sizeof(*names));
+	pos = malloc(cap * sizeof(*pos));
+	d = opendir(path);
+	if (!names || !pos || !d) {
+		printf("opendir:%s\n", rvt_errname(errno));
+		goto out;
+	}
+	for (;;) {
+		long p = telldir(d);
+
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			break;
+		if (n == cap) {
+			cap *= 2;
+			names = realloc(names, cap * sizeof(*names));
+			pos = realloc(pos, cap * sizeof(*pos));
+			if (!names || !pos)
+				goto out;
+		}
+		names[n] = strdup(de->d_name);
+		pos[n++] = p;
+	}
+	if (errno || n < 4) {
+		printf("readdir:%s (%zu entries)\n", rvt_errname(errno), n);
+		goto out;
+	}
+	probes[0] = n / 3;
+	probes[1] = n - 1;
+	probes[2] = n / 2;
+	probes[3] = 2;
+	for (int i = 0; i < 4; i++) {
+		size_t k = probes[i];
+
+		seekdir(d, pos[k]);
+		de = readdir(d);
+		if (!de || strcmp(de->d_name, names[k]) != 0) {
+			printf("seekdir to entry %zu gave %s, not %s\n", k,
+			       de ? de->d_name : "(end)", names[k]);
+			goto out;
+		}
+	}
+	rewinddir(d);
+	de = readdir(d);
+	if (!de || strcmp(de->d_name, names[0]) != 0) {
+		printf("rewinddir gave %s, not %s\n", de ? de->d_name : "(end)",
+		       names[0]);
+		goto out;
+	}
+	printf("OK\n");
+	rc = 0;
+out:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(pos);
+	return rc;
+}
+
+/*
+ * rvt readpin PATH NEW: open PATH, commit NEW to it through another open,
+ * then read the first descriptor: prints what it read (docs: a descriptor
+ * reads the version current at its open).
+ */
+static int rvt_readpin(int argc, char **argv)
+{
+	char buf[4096], step[32];
+	ssize_t n;
+	int fd, err;
+
+	if (argc != 2)
+		return rvt_usage();
+	fd = open(argv[0], O_RDONLY);
+	if (fd < 0) {
+		printf("open:%s\n", rvt_errname(errno));
+		return 1;
+	}
+	err = rvt_put(argv[0], O_WRONLY | O_TRUNC, argv[1], strlen(argv[1]), 0,
+	              step, sizeof(step));
+	if (err) {
+		printf("%s:%s\n", step, rvt_errname(err));
+		close(fd);
+		return 1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0) {
+		printf("read:%s\n", rvt_errname(errno));
+		return 1;
+	}
+	fwrite(buf, 1, (size_t)n, stdout);
+	return 0;
+}
+
 /* rvt try OP ARGS...: one action, its errno printed. */
 static int rvt_try(int argc, char **argv)
 {
@@ -247,6 +363,17 @@ static int rvt_try(int argc, char **argv)
 		err = rvt_put(argv[1], O_WRONLY | O_CREAT | O_TRUNC, buf,
 		              (size_t)st.st_size, 0, step, sizeof(step));
 		free(buf);
+	} else if (!strcmp(op, "rename2") && argc == 4) {
+		unsigned int fl =
+		    !strcmp(argv[3], "noreplace")  ? RENAME_NOREPLACE
+		    : !strcmp(argv[3], "exchange") ? RENAME_EXCHANGE
+		                                   : 0;
+
+		err = renameat2(AT_FDCWD, argv[1], AT_FDCWD, argv[2], fl) < 0
+		          ? errno
+		          : 0;
+	} else if (!strcmp(op, "seekcheck") && argc == 2) {
+		return rvt_seekcheck(argv[1]);
 	} else if (!strcmp(op, "open") && argc == 3) {
 		int flags = rvt_open_flags(argv[2]);
 		int fd;
@@ -562,6 +689,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (!strcmp(argv[1], "try"))
 		return rvt_try(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "readpin"))
+		return rvt_readpin(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "listrev"))
 		return rvt_listrev(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "mkmany"))
