@@ -121,6 +121,10 @@ static int m_live(struct mver **out, const char *k, size_t kn, const char *e,
 	return n;
 }
 
+/* A snapshot kept open across some steps (compactions included). */
+static eng_snap *snap;
+static int snap_below_compact; /* snapshot reads below mcompact */
+
 static void check_range(eng *e, unsigned *seed)
 {
 	static struct mver *live[MAXV];
@@ -129,6 +133,8 @@ static void check_range(eng *e, unsigned *seed)
 	struct eng_range_req req = {0};
 	struct eng_range_res res;
 	int64_t rev = mrev - rand_r(seed) % 20, limit = rand_r(seed) % 5;
+	int64_t floor = mcompact;
+	bool use_snap = false;
 	int n, rc, ents = 0;
 	char delim = rand_r(seed) % 3 == 0 ? '/' : 0;
 	size_t plen = delim ? (size_t)(rand_r(seed) % 2) : 0;
@@ -151,6 +157,15 @@ static void check_range(eng *e, unsigned *seed)
 	default:
 		rand_key(seed, en, &enn);
 	}
+	/* Half the reads go through the open snapshot, if any: at or below
+	 * its revision, compacted only below its compaction revision. */
+	if (snap && rand_r(seed) % 2) {
+		rev = eng_snap_rev(snap) - rand_r(seed) % 20;
+		if (rev < eng_snap_compact_rev(snap))
+			rev = eng_snap_compact_rev(snap);
+		floor = eng_snap_compact_rev(snap);
+		use_snap = true;
+	}
 	if (rev < 1)
 		rev = 1;
 	req = (struct eng_range_req){.key = k,
@@ -164,8 +179,12 @@ static void check_range(eng *e, unsigned *seed)
 	req.flags = rand_r(seed) % 2 ? ENG_RANGE_COUNT : 0;
 	if (rand_r(seed) % 4 == 0)
 		req.flags |= ENG_RANGE_KEYS_ONLY;
+	if (use_snap) {
+		req.snap = snap;
+		snap_below_compact += rev < mcompact;
+	}
 	rc = eng_range(e, &req, &res);
-	if (rev < mcompact) {
+	if (rev < floor) {
 		assert_int_equal(rc, ENG_E_COMPACTED);
 		eng_range_res_release(&res);
 		return;
@@ -389,6 +408,16 @@ static void step(eng *e, unsigned *seed)
 		break;
 	case 8:
 		check_history(e, seed);
+		/* Open or drop the snapshot now and then. */
+		if (rand_r(seed) % 8 == 0) {
+			if (snap) {
+				eng_snap_release(e, snap);
+				snap = NULL;
+			} else {
+				assert_int_equal(eng_snap_open(e, &snap), 0);
+				assert_int_equal(eng_snap_rev(snap), mrev);
+			}
+		}
 		break;
 	default:
 		check_range(e, seed);
@@ -414,6 +443,13 @@ static void test_model(void **state)
 		step(e, &seed);
 	for (int i = 0; i < 300; i++)
 		check_range(e, &seed);
+	if (snap)
+		eng_snap_release(e, snap);
+	snap = NULL;
+	fprintf(stderr,
+	        "test_model: %d snapshot reads below the compaction "
+	        "revision\n",
+	        snap_below_compact);
 	eng_close(e);
 	th_cleanup(dir);
 }
