@@ -4,6 +4,10 @@
  * daemon mounts it.
  *
  *   loadkeys DATADIR PREFIX N      keys PREFIX<n> = "v<n>", n in [0, N)
+ *   loadkeys DATADIR --put K V ... put each key K (any bytes but NUL) with
+ *                                  value V, one revision each: the keys
+ *                                  "another client" wrote, which the mount
+ *                                  could not create itself
  *
  * Creating 200,000 keys through the mount costs minutes (one create, write
  * and close each); the listing test needs them only as a fixture, so they
@@ -30,11 +34,12 @@ int main(int argc, char **argv)
 	long n, i = 0;
 	int rc;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: loadkeys DATADIR PREFIX N\n");
+	if (argc < 4 || (strcmp(argv[2], "--put") && argc != 4) ||
+	    (!strcmp(argv[2], "--put") && argc % 2 != 1)) {
+		fprintf(stderr, "usage: loadkeys DATADIR PREFIX N | "
+		                "loadkeys DATADIR --put KEY VALUE...\n");
 		return 2;
 	}
-	n = atol(argv[3]);
 	eng_options_init(&opt);
 	opt.sync = ENG_SYNC_NONE;
 	rc = eng_open(argv[1], &opt, &e);
@@ -43,6 +48,18 @@ int main(int argc, char **argv)
 		        eng_strerror(rc));
 		return 1;
 	}
+	if (!strcmp(argv[2], "--put")) {
+		for (int a = 3; a + 1 < argc && !rc; a += 2) {
+			rc = eng_put(e, argv[a], strlen(argv[a]), argv[a + 1],
+			             strlen(argv[a + 1]), 0, NULL, NULL);
+			if (rc)
+				fprintf(stderr, "loadkeys: put %s: %s\n",
+				        argv[a], eng_strerror(rc));
+		}
+		eng_close(e);
+		return rc ? 1 : 0;
+	}
+	n = atol(argv[3]);
 	while (i < n) {
 		size_t k = 0;
 

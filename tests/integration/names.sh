@@ -107,3 +107,59 @@ assert_stop "unmount"
 rv_start main -o "prefix=n" || exit 1
 assert_file_content "prefix=n (a / appended): 50%25 is the raw key n/50%" \
 	"$MNT/50%25" "value of 50%25"
+assert_stop "unmount"
+
+# ------------------------------------- keys another client wrote
+# loadkeys puts them through the engine API, as a client that is not this
+# mount would: names the mount cannot create, and prefixes without markers.
+if ! cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$RV_REPO" -pthread -o "$T/loadkeys" \
+	"$RV_REPO/tests/integration/loadkeys.c" "$RV_REPO/build/libengine.a" \
+	-lleveldb $(pkg-config --libs libcurl jansson 2>/dev/null) -lm; then
+	notok "build the loader (needs build/libengine.a)"
+	exit 1
+fi
+# fnv1a64 BYTES: the 64-bit FNV-1a hash, 16 lowercase hex digits
+fnv1a64() {
+	python3 -c 'import sys
+h = 0xcbf29ce484222325
+for b in sys.argv[1].encode("utf-8", "surrogateescape"):
+    h = ((h ^ b) * 0x100000001b3) % (1 << 64)
+print("%016x" % h)' "$1"
+}
+long=$(head -c 300 /dev/zero | tr '\0' L)
+ctl=$(head -c 100 /dev/zero | tr '\0' '\001')
+assert_true "load keys as another client" "$T/loadkeys" "$T/other.data" \
+	--put "o/$long" long300 "o/$ctl" ctl100 "o/x/y/z" 1 "o/m/" hidden \
+	"o/m/k" v "o/a" file "o/a/b" child "o/user@host" at "o/." dot \
+	"o//e" empty
+rv_start other || exit 1
+O=$MNT/o
+hl="$(head -c 200 /dev/zero | tr '\0' L)%%$(fnv1a64 "$long")"
+hc="$(for ((i = 0; i < 66; i++)); do printf '%%01'; done)%%$(fnv1a64 "$ctl")"
+assert_eq "ls shows every key's documented name" \
+	"$(printf '%s\n' "$hc" '%2E' '%2F' "$hl" a a% m user%40host x |
+		LC_ALL=C sort)" "$(ls "$O" | LC_ALL=C sort)"
+assert_file_content "a 300-byte segment reads under its hashed name" \
+	"$O/$hl" long300
+assert_file_content "a segment of 100 control bytes (300 encoded) too" \
+	"$O/$hc" ctl100
+assert_succeeds "a hashed name can be written" put "$O/$hl" rewritten
+assert_file_content "... and reads the new value" "$O/$hl" rewritten
+assert_succeeds "a hashed name can be renamed" rename "$O/$hl" "$O/short"
+assert_file_content "... the value moved" "$O/short" rewritten
+assert_missing "... the hashed name is gone" "$O/$hl"
+assert_succeeds "a hashed name can be deleted" unlink "$O/$hc"
+assert_missing "... and is gone" "$O/$hc"
+assert_file_content "the key 'o/.' is %2E" "$O/%2E" dot
+assert_file_content "the key 'o//e' is %2F/e" "$O/%2F/e" empty
+assert_file_content "the key 'o/user@host' is user%40host" "$O/user%40host" at
+assert_file_content "file a and directory a% of keys o/a and o/a/b: a" \
+	"$O/a" file
+assert_file_content "... and a%/b" "$O/a%/b" child
+assert_eq "a marker key with a value is not shown as a file" k \
+	"$(ls -A "$O/m")"
+assert_eq "a prefix without a marker is a directory" y "$(ls "$O/x")"
+assert_succeeds "rm of its only key" unlink "$O/x/y/z"
+assert_eq "... makes the marker-less directories vanish from ls" "" \
+	"$(ls "$O" | grep -x x)"
+assert_missing "... and from lookup (no stale cached entry)" "$O/x"
