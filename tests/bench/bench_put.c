@@ -15,8 +15,9 @@
  * issue's aim is a ratio >= 0.50 at 16 threads; it is reported, never
  * asserted.  Exit status 1 only if a write fails.
  *
- * usage: bench_put [--seconds S] [--threads 1,16] [--values 256,1024]
- *                  [--dir BASE]
+ * usage: bench_put [--seconds S] [--rounds N] [--threads 1,16]
+ *                  [--values 256,1024] [--dir BASE]
+ * Each pair runs N rounds of S seconds per side, the order alternating.
  */
 #include "engine/engine.h"
 #include "tests/bench/bench_util.h"
@@ -58,6 +59,7 @@ struct put_result {
 	double puts_per_s;
 	int64_t p50_ns, p99_ns;
 	uint64_t ops;
+	double secs;
 };
 
 static void put_key(char *key, int tid, uint64_t i)
@@ -156,8 +158,8 @@ join:
 		rc = -1;
 		goto out;
 	}
-	res->puts_per_s =
-	    (double)res->ops / ((double)(end - r->start_ns) / 1e9);
+	res->secs = (double)(end - r->start_ns) / 1e9;
+	res->puts_per_s = (double)res->ops / res->secs;
 	res->p50_ns = bench_hist_quantile(&all, 0.50);
 	res->p99_ns = bench_hist_quantile(&all, 0.99);
 out:
@@ -246,6 +248,50 @@ out:
 	return rc;
 }
 
+/* Add one round's result into the sum (p50/p99: mean over rounds). */
+static void put_add(struct put_result *sum, const struct put_result *r,
+                    int round)
+{
+	sum->ops += r->ops;
+	sum->secs += r->secs;
+	sum->puts_per_s = (double)sum->ops / sum->secs;
+	sum->p50_ns = (sum->p50_ns * round + r->p50_ns) / (round + 1);
+	sum->p99_ns = (sum->p99_ns * round + r->p99_ns) / (round + 1);
+}
+
+/*
+ * `rounds` rounds of (LevelDB, engine), the order alternating, so a
+ * neighbour's burst on a shared machine hits both sides alike.
+ */
+static int put_pair(const char *base, const char *pool, size_t value_len,
+                    int nthreads, double seconds, int rounds,
+                    struct put_result *raw, struct put_result *en, double *ppf)
+{
+	struct put_result r;
+	double f;
+
+	memset(raw, 0, sizeof(*raw));
+	memset(en, 0, sizeof(*en));
+	*ppf = 0;
+	for (int i = 0; i < rounds; i++) {
+		for (int side = 0; side < 2; side++) {
+			if ((side + i) % 2 == 0) {
+				if (put_run_raw(base, pool, value_len, nthreads,
+				                seconds, &r))
+					return -1;
+				put_add(raw, &r, i);
+			} else {
+				if (put_run_engine(base, pool, value_len,
+				                   nthreads, seconds, &r, &f))
+					return -1;
+				put_add(en, &r, i);
+				*ppf = (*ppf * i + f) / (i + 1);
+			}
+		}
+	}
+	return 0;
+}
+
 /* Parse "1,16" into out[]; returns the count or -1. */
 static int put_parse_list(const char *s, long *out)
 {
@@ -266,15 +312,15 @@ static int put_parse_list(const char *s, long *out)
 
 static void put_usage(void)
 {
-	fprintf(stderr, "usage: bench_put [--seconds S] [--threads 1,16] "
-	                "[--values 256,1024] [--dir BASE]\n");
+	fprintf(stderr, "usage: bench_put [--seconds S] [--rounds N] "
+	                "[--threads 1,16] [--values 256,1024] [--dir BASE]\n");
 }
 
 int main(int argc, char **argv)
 {
 	long threads[PUT_MAX_LIST] = {1, 16},
 	     values[PUT_MAX_LIST] = {256, 1024};
-	int nthreads = 2, nvalues = 2, v, t, rc = 1;
+	int nthreads = 2, nvalues = 2, rounds = 1, v, t, rc = 1;
 	double seconds = 5;
 	const char *base = NULL;
 	char *pool = NULL, probe[PATH_MAX];
@@ -296,9 +342,11 @@ int main(int argc, char **argv)
 			nvalues = put_parse_list(val, values);
 		else if (strcmp(a, "--dir") == 0)
 			base = val;
+		else if (strcmp(a, "--rounds") == 0)
+			rounds = atoi(val);
 		else
 			nthreads = -1;
-		if (nthreads < 0 || nvalues < 0 || seconds <= 0) {
+		if (nthreads < 0 || nvalues < 0 || seconds <= 0 || rounds < 1) {
 			put_usage();
 			return 2;
 		}
@@ -321,18 +369,17 @@ int main(int argc, char **argv)
 		bench_print_machine(probe);
 		rmdir(probe);
 	}
-	printf("keys %d bytes, %d per thread, %.1f s per run\n", PUT_KEY_LEN,
-	       PUT_KEYS_PER_THREAD, seconds);
+	printf("keys %d bytes, %d per thread; %d round(s) of %.1f s per "
+	       "side, alternating which side goes first\n",
+	       PUT_KEY_LEN, PUT_KEYS_PER_THREAD, rounds, seconds);
 	for (v = 0; v < nvalues; v++) {
 		for (t = 0; t < nthreads; t++) {
 			struct put_result raw, en;
 			double ppf = 0, ratio;
 
-			if (put_run_raw(base, pool, (size_t)values[v],
-			                (int)threads[t], seconds, &raw))
-				goto out;
-			if (put_run_engine(base, pool, (size_t)values[v],
-			                   (int)threads[t], seconds, &en, &ppf))
+			if (put_pair(base, pool, (size_t)values[v],
+			             (int)threads[t], seconds, rounds, &raw,
+			             &en, &ppf))
 				goto out;
 			ratio = raw.puts_per_s > 0
 			            ? en.puts_per_s / raw.puts_per_s
