@@ -83,6 +83,11 @@ struct cevlist {
 	size_t n, cap;
 	eng_rev_t progress; /* highest progress marker or event revision */
 	int end_err;        /* the watch ended (ENG_E_* or 1 for compacted) */
+	/* the stream's own invariants: revision order, no event at or below
+	 * a progress marker already given, no revision split across reads */
+	eng_rev_t marker, last_ev;
+	size_t batch_n;    /* events of the current read batch */
+	char problem[200]; /* the first violation, or "" */
 };
 
 int cevlist_push(int side, struct cevlist *l, const struct eng_event *ev);

@@ -355,6 +355,19 @@ static bool compare_watch(struct conf_run *R, int i)
 	struct cwatch *w = &watches[i];
 	struct cevlist *a = &w->ev[0], *b = &w->ev[1];
 	size_t j, n = a->n < b->n ? a->n : b->n;
+	int s;
+
+	for (s = 0; s < 2; s++) {
+		if (!w->ev[s].problem[0])
+			continue;
+		printf(
+		    "WATCH STREAM BROKEN (seed %llu): watch #%d kind %d from "
+		    "rev %lld on %s: %s\n",
+		    (unsigned long long)R->seed, i, w->kind,
+		    (long long)w->start, R->side[s].name, w->ev[s].problem);
+		diff_footer(R);
+		return false;
+	}
 
 	for (j = 0; j < n; j++) {
 		struct cev *x = &a->v[j], *y = &b->v[j];

@@ -340,10 +340,31 @@ int cevlist_push(int side, struct cevlist *l, const struct eng_event *ev)
 	struct cev *e;
 
 	if (ev->type == ENG_EV_PROGRESS) {
+		if (ev->kv.mod_rev < l->marker && !l->problem[0])
+			snprintf(l->problem, sizeof(l->problem),
+			         "progress marker %lld after marker %lld",
+			         (long long)ev->kv.mod_rev,
+			         (long long)l->marker);
+		if (ev->kv.mod_rev > l->marker)
+			l->marker = ev->kv.mod_rev;
 		if (ev->kv.mod_rev > l->progress)
 			l->progress = ev->kv.mod_rev;
 		return 0;
 	}
+	if (ev->type != ENG_EV_COMPACTED && !l->problem[0]) {
+		if (ev->kv.mod_rev < l->last_ev)
+			snprintf(l->problem, sizeof(l->problem),
+			         "event at rev %lld after one at rev %lld",
+			         (long long)ev->kv.mod_rev,
+			         (long long)l->last_ev);
+		else if (ev->kv.mod_rev <= l->marker)
+			snprintf(l->problem, sizeof(l->problem),
+			         "event at rev %lld after progress marker %lld",
+			         (long long)ev->kv.mod_rev,
+			         (long long)l->marker);
+	}
+	if (ev->type != ENG_EV_COMPACTED)
+		l->last_ev = ev->kv.mod_rev;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 64;
 		l->v = realloc(l->v, l->cap * sizeof(*l->v));

@@ -231,8 +231,17 @@ static int g_watch_poll(struct side *s, void *w, struct cevlist *l,
 			l->end_err = n;
 			break;
 		}
+		/* a batch ends at a revision's end unless it is full */
+		if (n > 0 && l->n > 0 && l->batch_n < 256 &&
+		    evs[0].type != ENG_EV_PROGRESS &&
+		    evs[0].kv.mod_rev == l->last_ev && !l->problem[0])
+			snprintf(l->problem, sizeof(l->problem),
+			         "revision %lld split across two reads",
+			         (long long)l->last_ev);
 		for (i = 0; i < n; i++)
 			cevlist_push(s->idx, l, &evs[i]);
+		if (n > 0)
+			l->batch_n = (size_t)n;
 		if (n > 0) {
 			timeout_ms = 0;
 			continue;
