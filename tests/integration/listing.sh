@@ -4,12 +4,14 @@
 # and create keys in it (and, if @compact exists, while a compaction runs);
 # the listing must equal the engine's listing of that directory at one
 # revision between opendir and the first entry: every key that existed then
-# exactly once, none created after.
+# exactly once, none created after.  The store auto-compacts (keeping 200
+# revisions), so compaction passes the listing's revision while it is open.
 #
 # The listing's revision is bracketed by rvt listrev: R1 read just before
 # opendir, R2 just after the first readdir.  The truth for each R in [R1, R2]
-# is the history listing L@R/, taken while the big listing is still open
-# (before the compaction, which would make it unreadable).
+# is the history listing L@R/, taken while the big listing is still open and
+# the writers are stopped (SIGSTOP), so that auto-compaction has not reached
+# R yet; once they go on, it does, before the listing ends.
 #
 # The 200,000 keys are a fixture: loadkeys.c puts them into the store through
 # the engine API before the mount (through the mount they take minutes on
@@ -31,7 +33,7 @@ if [ -f "$RV_REPO/build/libengine.a" ] && cc -std=gnu11 -O2 -D_GNU_SOURCE \
 	echo "# loaded $NKEYS keys in $(($(date +%s) - t0)) s"
 	loaded=1
 fi
-rv_start list -o sync=none || exit 1
+rv_start list -o sync=none,auto_compact=200r || exit 1
 L=$MNT/L
 if have_rev; then
 	REVSRC=$MNT/@revision
@@ -65,27 +67,30 @@ for s in 1 2 3 4; do
 done
 sleep 2
 
-# The hook runs while the big listing is open: the truth at each candidate
-# revision, then (if possible) a compaction above all of them.
+# The hook runs while the big listing is open: it stops the writers, takes
+# the truth at each candidate revision, and lets them go on.  The end hook
+# (before closedir) records whether compaction has passed R1 by then.
 cat >"$T/hook.sh" <<EOF
 #!/bin/bash
+kill -STOP ${RV_BG[*]}
 echo "\$R1 \$R2" >"$T/window"
-[ \$((R2 - R1)) -le 20 ] || exit 0
-for ((r = R1; r <= R2; r++)); do
-	ls -f "$L@\$r" | grep -vx '\.\|\.\.' | LC_ALL=C sort >"$T/truth.\$r"
-done
-if [ -e "$MNT/@compact" ]; then
-	# compact at the current revision: the open listing's snapshot must
-	# keep it readable
-	"$RVT" try put "$MNT/@compact" "\$(cat "$MNT/@revision")" \
-		>"$T/compact.out" 2>&1
+if [ \$((R2 - R1)) -le 20 ]; then
+	for ((r = R1; r <= R2; r++)); do
+		ls -f "$L@\$r" | grep -vx '\.\|\.\.' | LC_ALL=C sort >"$T/truth.\$r"
+	done
 fi
+kill -CONT ${RV_BG[*]}
 EOF
-chmod +x "$T/hook.sh"
+cat >"$T/endhook.sh" <<EOF
+#!/bin/bash
+"$RVT" try list "$L@\$R1" >"$T/compacted"
+exit 0
+EOF
+chmod +x "$T/hook.sh" "$T/endhook.sh"
 rss0=$(awk '/^VmRSS/ { print $2 }' /proc/"$RV_PID"/status)
 echo 5 >/proc/"$RV_PID"/clear_refs 2>/dev/null # reset VmHWM
 win=$(RVT_SLOW_US=${RVT_SLOW_US:-20000} "$RVT" listrev "$L" "$REVSRC" \
-	"$T/listing" "$T/hook.sh" 2>"$T/lr.err")
+	"$T/listing" "$T/hook.sh" "$T/endhook.sh" 2>"$T/lr.err")
 st=$?
 hwm=$(awk '/^VmHWM/ { print $2 }' /proc/"$RV_PID"/status)
 if have_rev; then
@@ -109,8 +114,10 @@ for s in 1 2 3 4; do
 	fi
 done
 [ $ok_writers = 1 ] && ok "the 4 writers ran without error"
-assert_true "the daemon's peak RSS grew < 64 MiB during the listing ($rss0 -> $hwm KiB)" \
-	test $((hwm - rss0)) -lt 65536
+# A coarse guard only: LevelDB's block cache alone may grow 64 MiB while
+# the listing and the truth listings read 200,000 keys several times.
+assert_true "the daemon's peak RSS grew < 128 MiB during the listing ($rss0 -> $hwm KiB)" \
+	test $((hwm - rss0)) -lt 131072
 
 read -r R1 R2 <<<"$win"
 echo "# listing revision in [$R1, $R2]"
@@ -151,13 +158,8 @@ else
 	assert_true "the writers committed >= 100 revisions while the listing was open ($R2 -> $rend)" \
 		test $((rend - R2)) -ge 100
 fi
-if [ -e "$MNT/@compact" ]; then
-	assert_eq "a compaction ran during the listing" OK \
-		"$(cat "$T/compact.out" 2>&1)"
-else
-	todo "the listing stays consistent while compaction runs" \
-		"no @compact control file"
-fi
+assert_eq "auto-compaction passed the listing's revision while it was open" \
+	opendir:ENODATA "$(cat "$T/compacted" 2>&1)"
 
 grep -vx '\.\|\.\.' "$T/lsf" | LC_ALL=C sort >"$T/lsf.sorted"
 assert_eq "plain ls -f under writers: no entry twice" "" \

@@ -11,13 +11,14 @@
  *                        for the multi-step writes "STEP:ERRNO" (write:EFBIG)
  *                        (ifrace IFPATH KEY: a conditional write that a
  *                        write to KEY overtakes before its close)
- *   rvt listrev DIR REV OUT [HOOK]
+ *   rvt listrev DIR REV OUT [HOOK [END_HOOK]]
  *                        read the revision (REV: MNT/@revision, or a probe
  *                        key to put and read the mod_revision of), opendir
  *                        and first readdir of DIR, read it again, run HOOK
  *                        (sh -c, with $R1 and $R2 set), list the rest:
  *                        prints "R1 R2" (the listing's revision lies in
  *                        [R1, R2]), names (not . and ..) to OUT;
+ *                        then END_HOOK before closedir;
  *                        $RVT_SLOW_US: sleep that long every 1000 names
  *                        (rename2 A B noreplace|exchange: renameat2;
  *                        seekcheck DIR: telldir/seekdir/rewinddir give the
@@ -485,7 +486,7 @@ static int rvt_listrev(int argc, char **argv)
 	DIR *d;
 	int rc = 1;
 
-	if (argc != 3 && argc != 4)
+	if (argc < 3 || argc > 5)
 		return rvt_usage();
 	out = fopen(argv[2], "w");
 	if (!out) {
@@ -502,7 +503,7 @@ static int rvt_listrev(int argc, char **argv)
 	errno = 0;
 	de = readdir(d);
 	r2 = rvt_read_rev(argv[1]);
-	if (argc == 4) {
+	if (argc >= 4) {
 		/* The hook runs while this listing is open (R1, R2 set). */
 		char num[32];
 
@@ -529,6 +530,9 @@ static int rvt_listrev(int argc, char **argv)
 		closedir(d);
 		goto out;
 	}
+	/* The end hook runs with the listing still open. */
+	if (argc == 5 && system(argv[4]) != 0)
+		fprintf(stderr, "listrev: end hook failed\n");
 	closedir(d);
 	if (r1 < 0 || r2 < 0) {
 		fprintf(stderr, "cannot read %s\n", argv[1]);
