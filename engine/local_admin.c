@@ -134,7 +134,7 @@ static int rep_clear_space(struct rep *r, char sp)
 
 		if (k[0] != sp)
 			break;
-		r->st->stale_removed++;
+		r->st->derived_removed++;
 		rc = rep_put(r, k, kn, NULL, 0);
 	}
 	leveldb_iter_destroy(it);
@@ -371,10 +371,6 @@ int eng_repair(const char *dir, void (*report)(void *arg, const char *msg),
 		rc = rep_names(&r, &maxrev);
 	if (rc)
 		goto out;
-	st->stale_removed -=
-	    st->latest_written + st->attach_written + st->names_written;
-	if (st->stale_removed < 0)
-		st->stale_removed = 0;
 	st->rev_after = maxrev < 1 ? 1 : maxrev;
 	st->keys_after = live;
 	codec_put_be64(state, (uint64_t)st->rev_after);

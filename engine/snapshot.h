@@ -172,7 +172,7 @@ struct eng_repair_stats {
 	int64_t latest_written;          /* `l` records rebuilt */
 	int64_t attach_written;          /* `A` records rebuilt */
 	int64_t names_written;           /* `N` records rebuilt */
-	int64_t stale_removed;           /* `l`/`A`/`N` records removed */
+	int64_t derived_removed;         /* `l`/`A`/`N` records deleted first */
 	int64_t undecodable;             /* `k` records that do not decode */
 	int64_t orphan_leases;           /* live keys naming a missing lease */
 };
