@@ -124,6 +124,8 @@ struct side_ops {
 	int (*watch_poll)(struct side *s, void *w, struct cevlist *l,
 	                  int timeout_ms);
 	void (*watch_close)(struct side *s, void *w);
+	/* Close and reopen (NULL: the side cannot; etcd is not restarted). */
+	int (*reopen)(struct side *s);
 	void (*close)(struct side *s);
 };
 

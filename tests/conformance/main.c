@@ -640,6 +640,50 @@ static bool expiry_phase(struct conf_run *R, long idx, int n)
 	return compare_all(R, idx, 0);
 }
 
+/*
+ * Reopen side B (the engine) and check that everything persisted — the
+ * keyspace at the current and at the compaction revision, the compaction
+ * revision itself, every lease with its keys — then go on with `nops` more
+ * random ops (no watches: they were closed for the reopen).
+ */
+static bool restart_phase(struct conf_run *R, long nops)
+{
+	long base = R->nops, idx;
+	int64_t i;
+	int rc = R->side[1].ops->reopen(&R->side[1]);
+
+	if (rc) {
+		printf("%s: reopen failed: %s\n", R->side[1].name,
+		       eng_strerror(rc));
+		return false;
+	}
+	if (!check_revs(R, base, NULL) || !compare_all(R, base, 0))
+		return false;
+	if (R->g.compact > 0 && (!compare_all(R, base, R->g.compact) ||
+	                         !compare_all(R, base, R->g.compact - 1)))
+		return false;
+	for (i = 1; i <= nleases; i++) {
+		struct cop op;
+
+		memset(&op, 0, sizeof(op));
+		op.kind = C_LEASE_TTL;
+		op.lease = i;
+		if (!step(R, base, &op))
+			return false;
+	}
+	for (idx = 0; idx < nops; idx++) {
+		struct cop op;
+		bool ok;
+
+		gen_op(&R->rng, &R->g, &op);
+		ok = step(R, base + idx, &op);
+		cop_free(&op);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
@@ -649,6 +693,7 @@ static void usage(FILE *f)
 	       "[--no-watches] [--max-watches N]\n"
 	       "                   [--dir DIR] [--progress-ms MS] "
 	       "[--verbose] [--corrupt OP]\n"
+	       "                   [--no-scenarios] [--no-restart]\n"
 	       "Side A is the etcd at --endpoint; side B is the revfs engine "
 	       "in a fresh\n"
 	       "directory (under --dir, default $TMPDIR), or the etcd at "
@@ -673,6 +718,7 @@ int main(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"corrupt", required_argument, NULL, 'C'},
 	    {"no-scenarios", no_argument, NULL, 'S'},
+	    {"no-restart", no_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -680,7 +726,7 @@ int main(int argc, char **argv)
 	char dir[4096] = "", replay[8192];
 	struct conf_run R;
 	struct timeval tv;
-	bool seq_ok = true, scen = true, skip_seq_count = false;
+	bool seq_ok = true, scen = true, skip_seq_count = false, restart = true;
 	int c, rc, i, s, progress_ms = 100;
 	long idx, next_expiry = -1, expiries_done = 0;
 	int64_t t0;
@@ -739,6 +785,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			scen = false;
+			break;
+		case 'R':
+			restart = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -888,6 +937,23 @@ int main(int argc, char **argv)
 				R.side[s].ops->watch_close(&R.side[s],
 				                           watches[i].w[s]);
 			cevlist_free(&watches[i].ev[s]);
+		}
+	}
+	nwatches = 0;
+	R.g.nwatches = 0;
+	R.g.watches = false;
+	if (seq_ok && restart && R.side[1].ops->reopen) {
+		long more = R.nops / 5 > 0 ? R.nops / 5 : 1;
+
+		if (restart_phase(&R, more)) {
+			R.passed++;
+			printf("ok - %s reopened: keyspace, compaction, leases "
+			       "and %ld more ops agree\n",
+			       R.side[1].ops->kind, more);
+		} else {
+			R.failed++;
+			printf("not ok - after reopening %s\n",
+			       R.side[1].ops->kind);
 		}
 	}
 	R.side[0].ops->close(&R.side[0]);

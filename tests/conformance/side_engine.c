@@ -25,9 +25,36 @@ static void engine_log(void *arg, enum eng_log_level level, const char *msg)
 		fprintf(stderr, "  [engine] %s\n", msg);
 }
 
+struct engine_side {
+	eng *e;
+	char dir[4096];
+	int progress_ms;
+};
+
 static eng *E(struct side *s)
 {
-	return s->impl;
+	return ((struct engine_side *)s->impl)->e;
+}
+
+static int engine_open(struct engine_side *es)
+{
+	struct eng_options opt;
+
+	eng_options_init(&opt);
+	opt.sync = ENG_SYNC_NONE;
+	opt.progress_interval_ms = es->progress_ms;
+	opt.log = engine_log;
+	return eng_open(es->dir, &opt, &es->e);
+}
+
+/* Close and open the store again: everything must have persisted. */
+static int g_reopen(struct side *s)
+{
+	struct engine_side *es = s->impl;
+
+	eng_close(es->e);
+	es->e = NULL;
+	return engine_open(es);
 }
 
 static int g_range(struct side *s, const struct eng_range_req *req,
@@ -262,6 +289,7 @@ static void g_watch_close(struct side *s, void *w)
 static void g_close(struct side *s)
 {
 	eng_close(E(s));
+	free(s->impl);
 	s->impl = NULL;
 }
 
@@ -281,26 +309,28 @@ static const struct side_ops engine_ops = {
     .watch_open = g_watch_open,
     .watch_poll = g_watch_poll,
     .watch_close = g_watch_close,
+    .reopen = g_reopen,
     .close = g_close,
 };
 
 int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms)
 {
-	struct eng_options opt;
-	eng *e;
+	struct engine_side *es = calloc(1, sizeof(*es));
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	eng_options_init(&opt);
-	opt.sync = ENG_SYNC_NONE;
-	opt.progress_interval_ms = progress_ms;
-	opt.log = engine_log;
-	rc = eng_open(dir, &opt, &e);
-	if (rc)
+	if (!es)
+		return ENG_E_NOMEM;
+	snprintf(es->dir, sizeof(es->dir), "%s", dir);
+	es->progress_ms = progress_ms;
+	rc = engine_open(es);
+	if (rc) {
+		free(es);
 		return rc;
+	}
 	snprintf(s->name, sizeof(s->name), "engine %s", dir);
 	s->ops = &engine_ops;
 	s->idx = idx;
-	s->impl = e;
+	s->impl = es;
 	return 0;
 }
