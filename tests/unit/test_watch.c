@@ -708,6 +708,122 @@ static void test_watch_concurrent(void **state)
 	th_cleanup(dir);
 }
 
+/* ------------------------------------------------------------- churn */
+
+#define NCHURN 150
+
+struct churned {
+	char key[8];
+	eng_rev_t start;
+	struct coll c;
+};
+
+/*
+ * Watchers opened at random starts (history, now, future) on random
+ * prefixes, read in random batches and closed, while two writers run, with
+ * a tiny window and queue so that catch-up from the store, from the window
+ * and the switch to live all race the dispatcher.  Each must have got
+ * exactly the store's history from its start up to its last marker.
+ */
+static void test_watch_churn(void **state)
+{
+	struct watch_limits lim = {
+	    .window_events = 256,
+	    .window_bytes = 1 << 20,
+	    .queue_events = 16,
+	    .queue_bytes = 1 << 16,
+	};
+	static const char *pfx[] = {"w/0/", "w/1/", "w/"};
+	char *dir = th_tmpdir();
+	struct churned *ch = calloc(NCHURN, sizeof(*ch));
+	struct keyset ks = {0};
+	pthread_t th[2];
+	struct wctx wc[2];
+	unsigned seed = 12345;
+	size_t nev = 0;
+	int nw = 0;
+	char k[32];
+	eng *e;
+
+	(void)state;
+	assert_non_null(ch);
+	watch_set_test_limits(&lim);
+	e = open_fast(dir, 100);
+	watch_set_test_limits(NULL);
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; i < 50; i++) {
+			snprintf(k, sizeof(k), "w/%d/%d", t, i);
+			keyset_add(&ks, k);
+		}
+	atomic_store(&writers_done, 0);
+	for (int t = 0; t < 2; t++) {
+		wc[t].e = e;
+		wc[t].id = t;
+		assert_int_equal(pthread_create(&th[t], NULL, writer, &wc[t]),
+		                 0);
+	}
+	for (int i = 0; i < NCHURN; i++) {
+		struct churned *x = &ch[i];
+		eng_rev_t cur = eng_current_rev(e);
+		int reads = rand_r(&seed) % 40;
+		eng_watch *w;
+
+		snprintf(x->key, sizeof(x->key), "%s", pfx[rand_r(&seed) % 3]);
+		switch (rand_r(&seed) % 4) {
+		case 0:
+			x->start = 1 + rand_r(&seed) % cur;
+			break;
+		case 1:
+			x->start = cur > 300 ? cur - 300 : 1;
+			break;
+		case 2:
+			x->start = cur + 1 + rand_r(&seed) % 20;
+			break;
+		default:
+			x->start = 0;
+		}
+		w = wopen_prefix(e, x->key, x->start);
+		x->start = eng_watch_next_rev(w);
+		for (int r = 0; r < reads; r++) {
+			coll_read(w, &x->c, 1 + rand_r(&seed) % 50);
+			if (rand_r(&seed) % 4 == 0)
+				usleep(rand_r(&seed) % 3000);
+		}
+		eng_watch_close(w);
+		if (atomic_load(&writers_done) == 2)
+			break;
+	}
+	for (int t = 0; t < 2; t++)
+		pthread_join(th[t], NULL);
+	for (int i = 0; i < NCHURN && ch[i].key[0]; i++) {
+		nw++;
+		nev += ch[i].c.n;
+	}
+	fprintf(stderr, "# %d watchers churned, %zu events checked\n", nw, nev);
+	for (int i = 0; i < NCHURN; i++) {
+		struct churned *x = &ch[i];
+		struct coll want;
+		char end[8];
+		size_t el;
+		eng_rev_t upto = x->c.last_prog;
+
+		if (!x->key[0])
+			break;
+		if (x->c.n && x->c.r[x->c.n - 1].mod > upto)
+			upto = x->c.r[x->c.n - 1].mod;
+		el = eng_prefix_end(x->key, strlen(x->key), end);
+		oracle(e, ks.k, ks.n, x->key, strlen(x->key), end, el, x->start,
+		       upto, &want);
+		coll_check(&x->c, &want);
+		coll_free(&want);
+		coll_free(&x->c);
+	}
+	free(ch);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 /* ------------------------------------------------------ slow consumers */
 
 static void test_watch_slow_consumer(void **state)
@@ -1023,6 +1139,7 @@ int main(void)
 	    cmocka_unit_test(test_watch_no_split),
 	    cmocka_unit_test(test_watch_slow_consumer),
 	    cmocka_unit_test(test_watch_lost_publish),
+	    cmocka_unit_test(test_watch_churn),
 	    cmocka_unit_test(test_watch_progress),
 	    cmocka_unit_test(test_watch_close_notify),
 	    cmocka_unit_test(test_watch_shutdown),
