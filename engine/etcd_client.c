@@ -512,10 +512,17 @@ static int request_once(struct etcd_client *c, const char *path,
 	}
 	e = json_object_get(j, "error");
 	if (e || status != 200) {
+		/* unary answers: {"error": "...", "code": N}; streaming
+		 * ones: {"error": {"message": "...", "grpc_code": N}} */
 		const char *msg =
-		    json_is_string(e) ? json_string_value(e) : "(no message)";
+		    json_is_string(e) ? json_string_value(e)
+		    : json_is_string(json_object_get(e, "message"))
+		        ? json_string_value(json_object_get(e, "message"))
+		        : "(no message)";
+		int code = json_is_object(e) ? (int)json_i64(e, "grpc_code")
+		                             : (int)json_i64(j, "code");
 
-		rc = etcd_map_error(msg, (int)json_i64(j, "code"));
+		rc = etcd_map_error(msg, code);
 		*bad_token = strstr(msg, "invalid auth token") != NULL;
 		eng_logf(&c->logopt, ENG_LOG_DEBUG, "etcd %s: %s (HTTP %ld)",
 		         path, msg, status);

@@ -371,6 +371,10 @@ static void test_error_answers(void **state)
 	     "request\",\"code\":3}",
 	     false},
 	    {500, "not json at all", false},
+	    {200,
+	     "{\"error\":{\"grpc_code\":5,\"http_code\":404,"
+	     "\"message\":\"etcdserver: requested lease not found\"}}",
+	     false},
 	};
 	struct fake f;
 	char ep[64];
@@ -392,7 +396,7 @@ static void test_error_answers(void **state)
 	struct eng_txn txn = {.success = ops, .nsuccess = 2};
 	struct eng_txn_res tres;
 
-	fake_start(&f, ans, 3);
+	fake_start(&f, ans, 4);
 	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
 	c = client(ep, NULL);
 	assert_int_equal(etcd_range(c, &req, &res), ENG_E_COMPACTED);
@@ -403,6 +407,10 @@ static void test_error_answers(void **state)
 	assert_non_null(strstr(f.bodies[1], "\"request_put\""));
 	assert_int_equal(etcd_range(c, &req, &res), ENG_E_UNAVAILABLE);
 	etcd_range_res_release(&res);
+	/* a streaming endpoint's error object */
+	assert_int_equal(etcd_lease_keepalive(c, 7, NULL),
+	                 ENG_E_LEASE_NOT_FOUND);
+	assert_string_equal(f.paths[3], "/v3/lease/keepalive");
 	etcd_client_close(c);
 	fake_stop(&f);
 }
