@@ -58,6 +58,9 @@ int cres_from_range(int side, const struct eng_range_res *in, struct cres *r);
 int cres_from_txn(int side, const struct eng_txn_res *in, struct cres *r);
 /* A lease's granted TTL and attached keys (sorted: etcd's order is a map's). */
 int cres_from_lease(const struct eng_lease_info *in, struct cres *r);
+/* A lease list (ids of one side) as logical numbers, sorted. */
+int cres_from_lease_ids(int side, const eng_lease_t *ids, size_t n,
+                        struct cres *r);
 /* Compare; on a difference write a one-line reason to why[] and return
  * false.  keys_only: values are not compared. */
 bool cres_equal(const struct cres *a, const struct cres *b, char *why,
@@ -114,6 +117,9 @@ struct side_ops {
 	int (*lease_revoke)(struct side *s, eng_lease_t id, struct cres *r);
 	int (*lease_ttl)(struct side *s, eng_lease_t id, struct cres *r);
 	int (*lease_keepalive)(struct side *s, eng_lease_t id, struct cres *r);
+	/* Every live lease's logical number, ascending, in r->subs[0].kvs
+	 * (key = the number as text) */
+	int (*lease_list)(struct side *s, struct cres *r);
 	/* 1 alive, 0 gone, < 0 error */
 	int (*lease_alive)(struct side *s, eng_lease_t id);
 	int (*current_rev)(struct side *s, eng_rev_t *rev);
@@ -191,6 +197,7 @@ enum cop_kind {
 	C_LEASE_REVOKE,
 	C_LEASE_TTL,
 	C_LEASE_KEEPALIVE,
+	C_LEASE_LIST,
 	C_WATCH,
 };
 

@@ -729,6 +729,9 @@ void cop_print(FILE *f, const struct cop *op)
 	case C_LEASE_KEEPALIVE:
 		fprintf(f, "lease keepalive L%lld", (long long)op->lease);
 		break;
+	case C_LEASE_LIST:
+		fprintf(f, "lease list");
+		break;
 	case C_WATCH:
 		fprintf(f, "watch kind %d from rev %lld", op->watch_kind,
 		        (long long)op->rev);

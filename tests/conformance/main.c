@@ -111,8 +111,9 @@ static void tally_add(const struct cop *op, const struct cres *r)
 static void tally_print(void)
 {
 	static const char *const names[] = {
-	    "put",         "delete",       "range",     "txn",       "compact",
-	    "lease-grant", "lease-revoke", "lease-ttl", "keepalive", "watch"};
+	    "put",       "delete",      "range",        "txn",
+	    "compact",   "lease-grant", "lease-revoke", "lease-ttl",
+	    "keepalive", "lease-list",  "watch"};
 	int i;
 
 	printf("# ops:");
@@ -252,6 +253,9 @@ static void exec_on(struct side *s, const struct cop *op, struct cres *r)
 		break;
 	case C_LEASE_KEEPALIVE:
 		s->ops->lease_keepalive(s, conf_lease_id(s->idx, op->lease), r);
+		break;
+	case C_LEASE_LIST:
+		s->ops->lease_list(s, r);
 		break;
 	case C_LEASE_GRANT:
 	case C_WATCH:
@@ -671,6 +675,14 @@ static bool restart_phase(struct conf_run *R, long nops)
 		if (!step(R, base, &op))
 			return false;
 	}
+	if (R->g.leases) {
+		struct cop op;
+
+		memset(&op, 0, sizeof(op));
+		op.kind = C_LEASE_LIST;
+		if (!step(R, base, &op))
+			return false;
+	}
 	for (idx = 0; idx < nops; idx++) {
 		struct cop op;
 		bool ok;
@@ -882,6 +894,13 @@ int main(int argc, char **argv)
 		seq_ok =
 		    compare_all(&R, R.nops, 0) &&
 		    (R.g.compact == 0 || compare_all(&R, R.nops, R.g.compact));
+		if (seq_ok && R.g.leases) {
+			struct cop op;
+
+			memset(&op, 0, sizeof(op));
+			op.kind = C_LEASE_LIST;
+			seq_ok = step(&R, R.nops, &op);
+		}
 		for (i = 1; seq_ok && i <= nleases; i++) {
 			int a = R.side[0].ops->lease_alive(&R.side[0],
 			                                   conf_lease_id(0, i));

@@ -164,6 +164,31 @@ int cres_from_lease(const struct eng_lease_info *in, struct cres *r)
 	return 0;
 }
 
+int cres_from_lease_ids(int side, const eng_lease_t *ids, size_t n,
+                        struct cres *r)
+{
+	struct eng_lease_info info;
+	struct eng_kv *keys = xmalloc(n * sizeof(*keys));
+	char(*txt)[24] = xmalloc(n * sizeof(*txt));
+	size_t i;
+
+	memset(&info, 0, sizeof(info));
+	for (i = 0; i < n; i++) {
+		int l = snprintf(txt[i], sizeof(txt[i]), "L%06lld",
+		                 (long long)conf_lease_logical(side, ids[i]));
+
+		memset(&keys[i], 0, sizeof(keys[i]));
+		keys[i].key = txt[i];
+		keys[i].key_len = (size_t)l;
+	}
+	info.keys = keys;
+	info.nkeys = n;
+	cres_from_lease(&info, r); /* copies and sorts */
+	free(keys);
+	free(txt);
+	return 0;
+}
+
 static bool ckv_equal(const struct ckv *a, const struct ckv *b, char *why,
                       size_t wl, const char *what, size_t i)
 {

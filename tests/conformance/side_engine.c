@@ -214,6 +214,28 @@ static int g_lease_keepalive(struct side *s, eng_lease_t id, struct cres *r)
 	return 0;
 }
 
+static int g_lease_list(struct side *s, struct cres *r)
+{
+	struct eng_lease_info *infos = NULL;
+	eng_lease_t *ids;
+	size_t i, n = 0;
+	int rc = eng_lease_list(E(s), &infos, &n);
+
+	memset(r, 0, sizeof(*r));
+	if (!rc) {
+		ids = calloc(n ? n : 1, sizeof(*ids));
+		if (!ids)
+			abort();
+		for (i = 0; i < n; i++)
+			ids[i] = infos[i].id;
+		cres_from_lease_ids(s->idx, ids, n, r);
+		free(ids);
+	}
+	r->err = rc;
+	free(infos);
+	return 0;
+}
+
 static int g_lease_alive(struct side *s, eng_lease_t id)
 {
 	struct eng_lease_info info;
@@ -304,6 +326,7 @@ static const struct side_ops engine_ops = {
     .lease_revoke = g_lease_revoke,
     .lease_ttl = g_lease_ttl,
     .lease_keepalive = g_lease_keepalive,
+    .lease_list = g_lease_list,
     .lease_alive = g_lease_alive,
     .current_rev = g_current_rev,
     .watch_open = g_watch_open,

@@ -127,6 +127,20 @@ static int e_lease_keepalive(struct side *s, eng_lease_t id, struct cres *r)
 	return 0;
 }
 
+static int e_lease_list(struct side *s, struct cres *r)
+{
+	eng_lease_t *ids = NULL;
+	size_t n = 0;
+	int rc = etcd_lease_list(cli(s), &ids, &n);
+
+	memset(r, 0, sizeof(*r));
+	if (!rc)
+		cres_from_lease_ids(s->idx, ids, n, r);
+	r->err = rc;
+	free(ids);
+	return 0;
+}
+
 static int e_lease_alive(struct side *s, eng_lease_t id)
 {
 	struct eng_lease_info info;
@@ -201,6 +215,7 @@ static const struct side_ops etcd_ops = {
     .lease_revoke = e_lease_revoke,
     .lease_ttl = e_lease_ttl,
     .lease_keepalive = e_lease_keepalive,
+    .lease_list = e_lease_list,
     .lease_alive = e_lease_alive,
     .current_rev = e_current_rev,
     .watch_open = e_watch_open,
@@ -229,5 +244,17 @@ int side_etcd_open(struct side *s, int idx, const char *endpoint)
 	s->ops = &etcd_ops;
 	s->idx = idx;
 	s->impl = c;
+	{
+		struct etcd_status st;
+
+		rc = etcd_status(c, &st);
+		if (rc) {
+			etcd_client_close(c);
+			s->impl = NULL;
+			return rc;
+		}
+		snprintf(s->name, sizeof(s->name), "etcd %s at %s", st.version,
+		         endpoint);
+	}
 	return 0;
 }
