@@ -124,7 +124,7 @@ static int wbuf_join(struct fs_inode *in, const struct eng_kv *cur, bool trunc)
 		wb->lease = cur->lease;
 		/* A new key, or `>` of a non-empty one, is a change. */
 		wb->dirty = cur->mod_rev == 0 || (trunc && cur->value_len > 0);
-		in->wbuf = wb;
+		__atomic_store_n(&in->wbuf, wb, __ATOMIC_RELEASE);
 	} else if (trunc && wb->len > 0) {
 		wb->len = 0;
 		wb->dirty = true;
@@ -404,7 +404,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			if (--in->wbuf->nwriters == 0 && !in->wbuf->dirty) {
 				free(in->wbuf->data);
 				free(in->wbuf);
-				in->wbuf = NULL;
+				__atomic_store_n(&in->wbuf, NULL,
+				                 __ATOMIC_RELEASE);
 			}
 			pthread_mutex_unlock(&in->lock);
 		}
@@ -751,7 +752,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 			free(in->wbuf->data);
 			free(in->wbuf);
-			in->wbuf = NULL;
+			__atomic_store_n(&in->wbuf, NULL, __ATOMIC_RELEASE);
 		}
 		pthread_mutex_unlock(&in->lock);
 	}

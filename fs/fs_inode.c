@@ -255,6 +255,23 @@ fuse_ino_t fs_inode_ino_of(struct fs *fs, enum fs_ikind kind, const char *key,
 	return ino;
 }
 
+bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len)
+{
+	struct fs_inode *in;
+	bool pending = false;
+
+	pthread_mutex_lock(&fs->itab_lock);
+	in = fs->by_key[bucket(fs, key_hash(FS_I_FILE, 0, 0, key, key_len))];
+	for (; in; in = in->next_key)
+		if (same(in, FS_I_FILE, 0, 0, key, key_len))
+			break;
+	/* The inode cannot be freed while itab_lock is held. */
+	if (in)
+		pending = __atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE) != NULL;
+	pthread_mutex_unlock(&fs->itab_lock);
+	return pending;
+}
+
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 {
 	struct fs_inode *in, **pp;

@@ -57,7 +57,9 @@ struct fs_inode {
 	struct fs_inode *next_key; /* protected by fs->itab_lock */
 
 	pthread_mutex_t lock;
-	struct fs_wbuf *wbuf;    /* protected by lock */
+	/* protected by lock; stored atomically so that fs_inode_pending()
+	 * may peek under itab_lock alone */
+	struct fs_wbuf *wbuf;
 	eng_rev_t cache_mod_rev; /* the version the kernel's pages hold;
 	                            protected by lock */
 };
@@ -118,6 +120,9 @@ struct fs_inode *fs_inode_find(struct fs *fs, fuse_ino_t ino);
 fuse_ino_t fs_inode_ino_of(struct fs *fs, enum fs_ikind kind, const char *key,
                            size_t key_len);
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/* Is the live FILE inode of key open for writing (a create not yet
+ * committed resolves through it)?  Safe against a concurrent forget. */
+bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len);
 /* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
 int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
                  size_t *key_len);

@@ -413,19 +413,7 @@ static void reply_entry(fuse_req_t req, struct fs *fs, enum fs_ikind kind,
 /* A file created by this mount and not yet committed resolves too. */
 static bool pending_create(struct fs *fs, const char *key, size_t len)
 {
-	fuse_ino_t ino = fs_inode_ino_of(fs, FS_I_FILE, key, len);
-	struct fs_inode *in;
-	bool pending = false;
-
-	if (!ino)
-		return false;
-	in = fs_inode_find(fs, ino);
-	if (!in)
-		return false;
-	pthread_mutex_lock(&in->lock);
-	pending = in->wbuf != NULL;
-	pthread_mutex_unlock(&in->lock);
-	return pending;
+	return fs_inode_pending(fs, key, len);
 }
 
 /* Resolve a plain (or twin/hashed) segment of dir at rev. */

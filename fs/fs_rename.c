@@ -30,16 +30,7 @@ static struct fs *req_fs(fuse_req_t req)
 /* A file created by this mount and not committed yet. */
 static bool is_pending(struct fs *fs, const char *key, size_t len)
 {
-	fuse_ino_t ino = fs_inode_ino_of(fs, FS_I_FILE, key, len);
-	struct fs_inode *in = ino ? fs_inode_find(fs, ino) : NULL;
-	bool p = false;
-
-	if (in) {
-		pthread_mutex_lock(&in->lock);
-		p = in->wbuf != NULL;
-		pthread_mutex_unlock(&in->lock);
-	}
-	return p;
+	return fs_inode_pending(fs, key, len);
 }
 
 /*
