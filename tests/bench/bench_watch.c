@@ -885,7 +885,7 @@ int main(int argc, char **argv)
 {
 	struct watch_cfg cfg = {.prefix_watchers = 1000,
 	                        .all_watchers = 100,
-	                        .writers = 8,
+	                        .writers = 32,
 	                        .consumers = 2,
 	                        .value_size = 256,
 	                        .rate = 2000,
