@@ -126,9 +126,10 @@ struct fake {
 	pthread_t th;
 	const struct canned *answers;
 	int n;
-	char paths[8][64]; /* the request paths, in order */
-	char bodies[8][1024];
-	char auth[8][64]; /* the Authorization header, if any */
+#define FAKE_MAX 32
+	char paths[FAKE_MAX][64]; /* the request paths, in order */
+	char bodies[FAKE_MAX][1024];
+	char auth[FAKE_MAX][64]; /* the Authorization header, if any */
 };
 
 static void read_request(int fd, struct fake *f, int i)
@@ -526,6 +527,60 @@ static void test_auth_token_renewal(void **state)
 	fake_stop(&f);
 }
 
+struct conc_arg {
+	struct etcd_client *c;
+	int ok;
+};
+
+static void *conc_thread(void *p)
+{
+	struct conc_arg *a = p;
+	struct eng_range_req req = {.key = "a", .key_len = 1};
+	struct eng_range_res res;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		if (etcd_range(a->c, &req, &res) == 0 && res.header_rev == 42 &&
+		    res.n == 1 && res.kvs[0].version == 2)
+			a->ok++;
+		etcd_range_res_release(&res);
+	}
+	return NULL;
+}
+
+/* One client, four threads: each call gets its own curl handle. */
+static void test_concurrent_calls(void **state)
+{
+	static struct canned ans[20];
+	struct conc_arg args[4];
+	pthread_t th[4];
+	struct fake f;
+	char ep[64];
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		ans[i].status = 200;
+		ans[i].body = "{\"header\":{\"revision\":\"42\"},\"kvs\":[{"
+		              "\"key\":\"YQ==\",\"version\":\"2\"}],"
+		              "\"count\":\"1\"}";
+	}
+	fake_start(&f, ans, 20);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
+	args[0].c = client(ep, NULL);
+	for (i = 0; i < 4; i++) {
+		args[i].c = args[0].c;
+		args[i].ok = 0;
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, conc_thread, &args[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].ok, 5);
+	}
+	etcd_client_close(args[0].c);
+	fake_stop(&f);
+}
+
 static void test_watch_stream(void **state)
 {
 	static const struct canned ans[] = {
@@ -595,6 +650,7 @@ int main(void)
 	    cmocka_unit_test(test_error_answers),
 	    cmocka_unit_test(test_txn_decoding),
 	    cmocka_unit_test(test_auth_token_renewal),
+	    cmocka_unit_test(test_concurrent_calls),
 	    cmocka_unit_test(test_watch_stream),
 	};
 
