@@ -7,13 +7,19 @@
  *   fs_errno.c   the one engine-error -> errno map
  *   fs_log.c     logging and the one reply-with-error path
  *   fs_inode.c   the inode table (ino <-> (kind, rev, key)), lookup counts
- *   fs_lookup.c  lookup, getattr, setattr, forget, statfs, init
+ *   fs_lookup.c  lookup, getattr, setattr, forget, statfs, mknod, init
  *   fs_dir.c     opendir/readdir(plus)/releasedir, mkdir, rmdir
  *   fs_file.c    open/create/read/write/flush/fsync/release, write buffers
  *   fs_rename.c  unlink, rename (files and directories)
  *   fs_xattr.c   user.revfs.* attributes
  *   fs_history.c the KEY@history file
  *   fs_notify.c  the engine watch and the kernel-cache invalidation thread
+ *   fs_main.c    struct fs and the operations table
+ *
+ * Lock order: an inode's lock, then itab_lock (briefly, to copy a key);
+ * inval_lock is a leaf.  No lock is held across a FUSE reply or a call
+ * into the kernel, and only an inode's lock across an engine call (its
+ * commit).
  */
 #ifndef REVFS_FS_INT_H
 #define REVFS_FS_INT_H
@@ -89,8 +95,11 @@ struct fs {
 	int notify_efd;
 	volatile int notify_stop;
 	pthread_mutex_t inval_lock;
-	fuse_ino_t inval_q[FS_INVAL_Q]; /* protected by inval_lock */
-	size_t inval_n;                 /* protected by inval_lock */
+	struct fs_inval {
+		fuse_ino_t ino; /* the inode, or the parent of name */
+		char *name;     /* NULL: the inode; else an entry */
+	} inval_q[FS_INVAL_Q];  /* protected by inval_lock */
+	size_t inval_n;         /* protected by inval_lock */
 	/* Revisions this mount committed, direct-mapped by rev (atomic
 	 * loads/stores; an overwritten slot only costs an invalidation). */
 	eng_rev_t *own_revs;
@@ -220,6 +229,13 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void fs_inval_later(struct fs *fs, fuse_ino_t ino);
 /* Record a revision committed by one of this mount's operations. */
 void fs_own_rev(struct fs *fs, eng_rev_t rev);
+/*
+ * After this mount removed a key under `prefix` (a directory prefix): if
+ * the directory has vanished with it (no marker, no key left), have the
+ * notifier drop the kernel's cached entries of it and of every ancestor
+ * that vanished too.
+ */
+void fs_vanish_check(struct fs *fs, const char *prefix, size_t len);
 
 /* ---- fs_history.c ---- */
 struct fs_hist;

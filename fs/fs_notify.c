@@ -121,23 +121,62 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv)
 		                                 (size_t)n);
 }
 
-void fs_inval_later(struct fs *fs, fuse_ino_t ino)
+static void queue_inval(struct fs *fs, fuse_ino_t ino, const char *name,
+                        size_t len)
 {
 	uint64_t one = 1;
+	char *n = NULL;
 
+	if (name) {
+		n = malloc(len + 1);
+		if (!n)
+			return; /* the entry timeout bounds the staleness */
+		memcpy(n, name, len);
+		n[len] = '\0';
+	}
 	pthread_mutex_lock(&fs->inval_lock);
-	if (fs->inval_n < FS_INVAL_Q)
-		fs->inval_q[fs->inval_n++] = ino;
+	if (fs->inval_n < FS_INVAL_Q) {
+		fs->inval_q[fs->inval_n].ino = ino;
+		fs->inval_q[fs->inval_n].name = n;
+		fs->inval_n++;
+		n = NULL;
+	}
 	pthread_mutex_unlock(&fs->inval_lock);
+	free(n);
 	if (fs->notify_efd >= 0 &&
 	    write(fs->notify_efd, &one, sizeof(one)) < 0) {
 		/* the thread also wakes up every second */
 	}
 }
 
+void fs_inval_later(struct fs *fs, fuse_ino_t ino)
+{
+	queue_inval(fs, ino, NULL, 0);
+}
+
+void fs_vanish_check(struct fs *fs, const char *prefix, size_t len)
+{
+	char name[FS_NAME_MAX + 1];
+
+	/* The root never vanishes; stop at the first directory that stays. */
+	while (len > fs->prefix_len &&
+	       fs_prefix_exists(fs, prefix, len, 0, NULL) == 0) {
+		size_t pl = fs_key_parent_len(prefix, len, fs->prefix_len);
+		fuse_ino_t parent =
+		    pl == fs->prefix_len
+		        ? FUSE_ROOT_ID
+		        : fs_inode_ino_of(fs, FS_I_DIR, prefix, pl);
+		int n = fs_name_encode(prefix + pl, len - pl - 1, true, name);
+
+		if (parent && n > 0)
+			queue_inval(fs, parent, name, (size_t)n);
+		len = pl;
+	}
+}
+
 static void drain_inval_queue(struct fs *fs)
 {
-	fuse_ino_t q[FS_INVAL_Q];
+	struct fs_inval q[FS_INVAL_Q];
 	size_t n;
 
 	pthread_mutex_lock(&fs->inval_lock);
@@ -145,8 +184,15 @@ static void drain_inval_queue(struct fs *fs)
 	memcpy(q, fs->inval_q, n * sizeof(q[0]));
 	fs->inval_n = 0;
 	pthread_mutex_unlock(&fs->inval_lock);
-	for (size_t i = 0; i < n; i++)
-		fuse_lowlevel_notify_inval_inode(fs->se, q[i], 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (q[i].name)
+			fuse_lowlevel_notify_inval_entry(
+			    fs->se, q[i].ino, q[i].name, strlen(q[i].name));
+		else
+			fuse_lowlevel_notify_inval_inode(fs->se, q[i].ino, 0,
+			                                 0);
+		free(q[i].name);
+	}
 }
 
 static void *notify_main(void *arg)
@@ -238,4 +284,7 @@ void fs_stop_notifier(struct fs *fs)
 	fs->watch = NULL;
 	close(fs->notify_efd);
 	fs->notify_efd = -1;
+	for (size_t i = 0; i < fs->inval_n; i++)
+		free(fs->inval_q[i].name);
+	fs->inval_n = 0;
 }

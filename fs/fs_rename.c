@@ -112,8 +112,11 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOENT;
 		goto fail;
 	}
-	if (deleted > 0)
+	if (deleted > 0) {
 		fs_own_rev(fs, rev);
+		fs_vanish_check(
+		    fs, key, fs_key_parent_len(key, key_len, fs->prefix_len));
+	}
 	fs_logf(ENG_LOG_DEBUG, "unlink '%s' at revision %lld", key,
 	        (long long)rev);
 	free(key);
@@ -362,6 +365,8 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto fail;
 	fs_inode_rekey(fs, is_dir, src, src_len, dst, dst_len);
+	fs_vanish_check(fs, src,
+	                fs_key_parent_len(src, src_len, fs->prefix_len));
 	free(src);
 	free(dst);
 	fuse_reply_err(req, 0);
