@@ -505,6 +505,51 @@ static void test_concurrent_writers(void **state)
 	th_cleanup(store);
 }
 
+/*
+ * A snapshot taken while a physical compaction may still be running: the
+ * restored store finishes it and reads the same at and after the
+ * compaction revision.
+ */
+static void test_mid_compaction(void **state)
+{
+	char *store = th_tmpdir(), *file = sibling(store, "snap"),
+	     *dst = sibling(store, "restored");
+	struct eng_snapshot_info info;
+	char err[256], key[16];
+	struct eng_options opt;
+	struct mbuf b;
+	eng *e, *r;
+
+	(void)state;
+	eng_options_init(&opt);
+	opt.sync = ENG_SYNC_NONE; /* 3000 fsyncs would be the whole test */
+	e = th_open(store, &opt);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "c%02d", i % 50);
+		th_put(e, key, key);
+	}
+	assert_int_equal(eng_compact(e, eng_current_rev(e) - 100, false), 0);
+	save_mem(e, &b, &info);
+	assert_int_equal(info.compact_rev, eng_current_rev(e) - 100);
+	write_file(file, b.p, b.len);
+	assert_int_equal(
+	    eng_snapshot_restore(file, dst, NULL, NULL, NULL, err, sizeof(err)),
+	    0);
+	r = th_open(dst, NULL);
+	assert_store_equal(e, r, info.rev);
+	assert_int_equal(eng_compact(r, info.rev, true), 0);
+	assert_int_equal(eng_check(r, NULL, NULL), 0);
+	assert_range_equal(e, r, info.rev);
+	eng_close(r);
+	eng_close(e);
+	free(b.p);
+	th_rmrf(dst);
+	free(dst);
+	unlink(file);
+	free(file);
+	th_cleanup(store);
+}
+
 /* ----------------------------------------------------------- check/repair */
 
 static void reports(void *arg, const char *msg)
@@ -637,6 +682,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_newer_version),
 	    cmocka_unit_test(test_concurrent_writers),
+	    cmocka_unit_test(test_mid_compaction),
 	    cmocka_unit_test(test_check_repair),
 	};
 
