@@ -54,6 +54,27 @@ assert_meta "truncate -s 5 takes one revision" "$N/a" "$R" $((R + 4)) 5
 assert_eq "stat size is the value's length" 5 "$(stat -c %s "$N/a")"
 R=$((R + 4))
 
+# writes in the middle, past the end, in many chunks, with fsync
+printf '0123456789' >"$N/mid"
+R=$(modrev "$N/mid")
+printf 'XY' | dd of="$N/mid" bs=1 seek=3 conv=notrunc status=none
+assert_file_content "a write in the middle (dd conv=notrunc) keeps the rest" \
+	"$N/mid" "012XY56789"
+assert_meta "... in one revision" "$N/mid" "$R" $((R + 1)) 2
+printf 'Z' | dd of="$N/mid" bs=1 seek=12 conv=notrunc status=none
+assert_eq "a write past the end leaves a hole of NULs" \
+	"$(printf '012XY56789\0\0Z' | od -An -c)" "$(od -An -c "$N/mid")"
+head -c 1500000 /dev/urandom >"$T/big"
+cp "$T/big" "$N/big"
+assert_true "a 1.5 MB value written in many chunks reads back" \
+	cmp "$T/big" "$N/big"
+assert_eq "... as one put (version 1)" 1 "$(version "$N/big")"
+assert_succeeds "write + fsync + close of a new key" fsyncput "$N/fs" synced
+assert_eq "fsync committed it and close did not commit again" 1 \
+	"$(version "$N/fs")"
+rm "$N/mid" "$N/big" "$N/fs"
+R=$(rev_now)
+
 # ------------------------------------------------------------ stat, ls
 ino1=$(stat -c %i "$N/a")
 now=$(date +%s)
@@ -203,6 +224,9 @@ assert_eq "find -type f finds the keys" "$(cd "$S" && find . -type f | sort)" \
 	"$(cd "$N/src" && find . -type f | sort)"
 assert_eq "grep -r finds the needles" $'./deep/n2\n./n1' \
 	"$(cd "$N/src" && grep -rl needle . | sort)"
+assert_eq "ls -l shows each key's size" \
+	"$(cd "$S/deep" && ls -l | awk 'NR > 1 { print $5, $NF }')" \
+	"$(cd "$N/src/deep" && ls -l | awk 'NR > 1 { print $5, $NF }')"
 
 # ------------------------------------------------------------- getfattr
 d=$(getfattr -d -m - --absolute-names "$N/src/n1" 2>&1)
@@ -341,6 +365,7 @@ cp -r "$N" "$T/before"
 (cd "$N" && find . -type f | sort | while read -r f; do
 	echo "$f $(createrev "$f") $(modrev "$f") $(version "$f")"
 done) >"$T/meta.before"
+(cd "$N" && find . | sort | xargs stat -c '%n %i') >"$T/ino.before"
 assert_stop "unmount with fusermount3 -u"
 rv_start main || exit 1
 N=$MNT/t
@@ -352,3 +377,6 @@ done) >"$T/meta.after"
 assert_true "after a remount every key has the same revisions and version" \
 	diff "$T/meta.before" "$T/meta.after"
 assert_true "an empty namespace survives a remount" test -d "$N/empty"
+(cd "$N" && find . | sort | xargs stat -c '%n %i') >"$T/ino.after"
+assert_true "inode numbers are the same after a remount" \
+	diff "$T/ino.before" "$T/ino.after"

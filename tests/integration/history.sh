@@ -159,3 +159,10 @@ if [ -e "$MNT/@compact" ]; then
 else
 	todo "echo N > MNT/@compact compacts at N" "no @compact control file"
 fi
+
+# ------------------------------------------------------ cache coherence
+cat "$N/k" >/dev/null # in the page cache now
+"$RVT" try put "$N/k@ifrev=$(modrev "$N/k")" "cached?" >/dev/null
+assert_file_content "a write through KEY@ifrev invalidates KEY's cached pages" \
+	"$N/k" "cached?"
+assert_eq "... and its cached size" 7 "$(stat -c %s "$N/k")"
