@@ -1137,15 +1137,15 @@ int etcd_status(struct etcd_client *c, struct etcd_status *st)
 	st->db_size_in_use = json_i64(resp, "dbSizeInUse");
 	v = json_string_value(json_object_get(resp, "version"));
 	snprintf(st->version, sizeof(st->version), "%s", v ? v : "");
-	/* errors lists the alarms ("etcdserver: mvcc: database space
-	 * exceeded" for NOSPACE) */
+	/* errors lists the raised alarms, e.g. "memberID:9009370488483034218
+	 * alarm:NOSPACE " (seen on 3.4.23) */
 	h = json_object_get(resp, "errors");
 	if (json_is_array(h)) {
 		size_t i;
 
 		for (i = 0; i < json_array_size(h); i++) {
 			v = json_string_value(json_array_get(h, i));
-			if (v && strstr(v, "database space exceeded"))
+			if (v && strstr(v, "alarm:NOSPACE"))
 				st->alarm_nospace = true;
 		}
 	}

@@ -527,6 +527,41 @@ static void test_auth_token_renewal(void **state)
 	fake_stop(&f);
 }
 
+/* maintenance/status, with a NOSPACE alarm as etcd 3.4.23 reports it. */
+static void test_status(void **state)
+{
+	static const struct canned ans[] = {
+	    {200,
+	     "{\"header\":{\"member_id\":\"9009370488483034218\","
+	     "\"revision\":\"2\"},\"version\":\"3.4.23\",\"dbSize\":"
+	     "\"720896\",\"leader\":\"9009370488483034218\","
+	     "\"raftTerm\":\"2\",\"errors\":[\"memberID:"
+	     "9009370488483034218 alarm:NOSPACE \"],\"dbSizeInUse\":"
+	     "\"716800\"}",
+	     false},
+	};
+	struct fake f;
+	char ep[64];
+	struct etcd_client *c;
+	struct etcd_status st;
+
+	fake_start(&f, ans, 1);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
+	c = client(ep, NULL);
+	assert_int_equal(etcd_status(c, &st), 0);
+	assert_int_equal(st.rev, 2);
+	assert_string_equal(st.version, "3.4.23");
+	assert_int_equal(st.db_size, 720896);
+	assert_int_equal(st.db_size_in_use, 716800);
+	assert_true(st.member_id == 9009370488483034218ULL);
+	assert_true(st.leader == st.member_id);
+	assert_int_equal(st.raft_term, 2);
+	assert_true(st.alarm_nospace);
+	assert_string_equal(f.paths[0], "/v3/maintenance/status");
+	etcd_client_close(c);
+	fake_stop(&f);
+}
+
 struct conc_arg {
 	struct etcd_client *c;
 	int ok;
@@ -650,6 +685,7 @@ int main(void)
 	    cmocka_unit_test(test_error_answers),
 	    cmocka_unit_test(test_txn_decoding),
 	    cmocka_unit_test(test_auth_token_renewal),
+	    cmocka_unit_test(test_status),
 	    cmocka_unit_test(test_concurrent_calls),
 	    cmocka_unit_test(test_watch_stream),
 	};
