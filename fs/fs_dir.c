@@ -411,9 +411,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			n = fuse_add_direntry_plus(req, buf + used, size - used,
 			                           name, &ep, dh->pos + 3);
 		} else {
-			ep.attr.st_ino =
-			    fs_hash64(kv->key, kv->key_len, (uint64_t)dh->rev) |
-			    2;
+			ep.attr.st_ino = fs_inode_ino_for(
+			    fs, kv->is_prefix ? FS_I_DIR : FS_I_FILE, dh->rev,
+			    kv->key, kv->key_len);
 			ep.attr.st_mode = kv->is_prefix ? S_IFDIR : S_IFREG;
 			n = fuse_add_direntry(req, buf + used, size - used,
 			                      name, &ep.attr, dh->pos + 3);

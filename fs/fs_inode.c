@@ -80,6 +80,17 @@ static struct fs_inode *find_ino_locked(struct fs *fs, fuse_ino_t ino)
 	return in;
 }
 
+static struct fs_inode *find_key_locked(struct fs *fs, enum fs_ikind kind,
+                                        const char *key, size_t len)
+{
+	struct fs_inode *in =
+	    fs->by_key[bucket(fs, key_hash(kind, 0, 0, key, len))];
+
+	while (in && !same(in, kind, 0, 0, key, len))
+		in = in->next_key;
+	return in;
+}
+
 /* Double the tables when they get crowded; on ENOMEM keep the old ones. */
 static void maybe_grow(struct fs *fs)
 {
@@ -245,10 +256,7 @@ fuse_ino_t fs_inode_ino_of(struct fs *fs, enum fs_ikind kind, const char *key,
 	fuse_ino_t ino = 0;
 
 	pthread_mutex_lock(&fs->itab_lock);
-	in = fs->by_key[bucket(fs, key_hash(kind, 0, 0, key, key_len))];
-	for (; in; in = in->next_key)
-		if (same(in, kind, 0, 0, key, key_len))
-			break;
+	in = find_key_locked(fs, kind, key, key_len);
 	if (in && in->nlookup > 0)
 		ino = in->ino;
 	pthread_mutex_unlock(&fs->itab_lock);
@@ -261,10 +269,7 @@ bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len)
 	bool pending = false;
 
 	pthread_mutex_lock(&fs->itab_lock);
-	in = fs->by_key[bucket(fs, key_hash(FS_I_FILE, 0, 0, key, key_len))];
-	for (; in; in = in->next_key)
-		if (same(in, FS_I_FILE, 0, 0, key, key_len))
-			break;
+	in = find_key_locked(fs, FS_I_FILE, key, key_len);
 	/* The inode cannot be freed while itab_lock is held. */
 	if (in)
 		pending = __atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE) != NULL;
@@ -338,12 +343,47 @@ static bool has_prefix(const struct fs_inode *in, const char *p, size_t n)
 	return in->key_len >= n && memcmp(in->key, p, n) == 0;
 }
 
+fuse_ino_t fs_inode_ino_for(struct fs *fs, enum fs_ikind kind, eng_rev_t rev,
+                            const char *key, size_t key_len)
+{
+	struct fs_inode *in;
+	uint64_t id = key_hash(kind, rev, 0, key, key_len);
+
+	pthread_mutex_lock(&fs->itab_lock);
+	for (in = fs->by_key[bucket(fs, id)]; in; in = in->next_key)
+		if (same(in, kind, rev, 0, key, key_len))
+			break;
+	if (in)
+		id = in->ino;
+	else if (id <= FUSE_ROOT_ID)
+		id += 2;
+	pthread_mutex_unlock(&fs->itab_lock);
+	return id;
+}
+
 void fs_inode_rekey(struct fs *fs, bool dir, const char *from, size_t from_len,
                     const char *to, size_t to_len)
 {
 	struct fs_inode *moved = NULL;
 
 	pthread_mutex_lock(&fs->itab_lock);
+	if (!dir) {
+		/* A file: two hash lookups, not a walk of the table. */
+		struct fs_inode *t = find_key_locked(fs, FS_I_FILE, to, to_len);
+		struct fs_inode *f;
+
+		if (t)
+			unlink_key(fs, t);
+		f = find_key_locked(fs, FS_I_FILE, from, from_len);
+		if (f) {
+			unlink_key(fs, f);
+			if (set_key(f, from_len, to, to_len) == 0 &&
+			    __atomic_load_n(&f->wbuf, __ATOMIC_ACQUIRE))
+				link_key(fs, f);
+		}
+		pthread_mutex_unlock(&fs->itab_lock);
+		return;
+	}
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		for (struct fs_inode *in = fs->by_ino[i]; in;
 		     in = in->next_ino) {
@@ -383,7 +423,9 @@ void fs_inode_rekey(struct fs *fs, bool dir, const char *from, size_t from_len,
 		struct fs_inode *in = moved;
 
 		moved = in->next_key;
-		link_key(fs, in);
+		in->next_key = NULL;
+		if (__atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE))
+			link_key(fs, in);
 	}
 	pthread_mutex_unlock(&fs->itab_lock);
 }

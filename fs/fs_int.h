@@ -129,14 +129,25 @@ struct fs_inode *fs_inode_find(struct fs *fs, fuse_ino_t ino);
 fuse_ino_t fs_inode_ino_of(struct fs *fs, enum fs_ikind kind, const char *key,
                            size_t key_len);
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/* The number (kind, rev, key) has, or will have when looked up (the same
+ * as stat shows, collisions aside): for readdir's d_ino. */
+fuse_ino_t fs_inode_ino_for(struct fs *fs, enum fs_ikind kind, eng_rev_t rev,
+                            const char *key, size_t key_len);
 /* Is the live FILE inode of key open for writing (a create not yet
  * committed resolves through it)?  Safe against a concurrent forget. */
 bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len);
 /* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
 int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
                  size_t *key_len);
-/* After a rename: the inode of `from` (files) or every inode under `from`
- * (dir prefixes) now answers for `to`; an inode for `to` is unhashed. */
+/*
+ * After a rename: the inode of `from` (files) or every inode under `from`
+ * (dir prefixes) now has the key under `to` (an open write buffer commits
+ * to the new name); an old inode of `to` is unhashed.  The moved inodes are
+ * unhashed too, unless a write buffer is pending, so that the next lookup
+ * of the new name makes the inode whose number is the hash of the new key
+ * (the caller has the kernel drop its entry): numbers stay the same across
+ * remounts.
+ */
 void fs_inode_rekey(struct fs *fs, bool dir, const char *from, size_t from_len,
                     const char *to, size_t to_len);
 
@@ -227,6 +238,8 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
  * operation that may not call the kernel itself).  Best effort: when the
  * queue is full the attribute timeout bounds the staleness. */
 void fs_inval_later(struct fs *fs, fuse_ino_t ino);
+/* The same for the name `name` in directory `parent`. */
+void fs_inval_entry_later(struct fs *fs, fuse_ino_t parent, const char *name);
 /* Record a revision committed by one of this mount's operations. */
 void fs_own_rev(struct fs *fs, eng_rev_t rev);
 /*

@@ -154,6 +154,11 @@ void fs_inval_later(struct fs *fs, fuse_ino_t ino)
 	queue_inval(fs, ino, NULL, 0);
 }
 
+void fs_inval_entry_later(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	queue_inval(fs, parent, name, strlen(name));
+}
+
 void fs_vanish_check(struct fs *fs, const char *prefix, size_t len)
 {
 	char name[FS_NAME_MAX + 1];

@@ -365,6 +365,8 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto fail;
 	fs_inode_rekey(fs, is_dir, src, src_len, dst, dst_len);
+	/* The next lookup makes the inode numbered for the new key. */
+	fs_inval_entry_later(fs, newparent, newname);
 	fs_vanish_check(fs, src,
 	                fs_key_parent_len(src, src_len, fs->prefix_len));
 	free(src);
