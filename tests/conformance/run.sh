@@ -10,7 +10,7 @@
 # docs/conformance.md).  With --self the second side is a second fresh etcd
 # instead of the engine: the test's self-check.  Environment: SEED (default:
 # from the clock, printed), OPS (default 2000), CONF_BIN (default
-# build/conformance).  Everything started here is killed and every directory
+# build/conformance), ETCD (default: etcd from PATH, Debian's /usr/bin/etcd).  Everything started here is killed and every directory
 # removed on any exit.  --self also checks the checker: a run in which one
 # answer of side B is falsified (--corrupt) must fail at that op.  The last
 # line is "N passed, N failed".
@@ -18,6 +18,7 @@ set -u
 cd "$(dirname "$0")/../.."
 
 BIN=${CONF_BIN:-build/conformance}
+ETCD=${ETCD:-etcd}
 OPS=${OPS:-2000}
 SEED=${SEED:-$(( $(date +%s%N) / 1000 % 1000000000 ))}
 MODE=engine
@@ -48,7 +49,7 @@ fail() {
 }
 
 [ -x "$BIN" ] || fail "$BIN is missing (run make)"
-command -v etcd >/dev/null || fail "etcd is not installed (Debian: etcd-server)"
+command -v "$ETCD" >/dev/null || fail "$ETCD is not installed (Debian: etcd-server)"
 
 port_free() {
 	! ss -Htln "sport = :$1" 2>/dev/null | grep -q .
@@ -71,7 +72,7 @@ start_etcd() {
 	local name=$1 port try pid i
 	for try in 1 2 3; do
 		port=$(free_port) || fail "no free port"
-		etcd --name "$name" --data-dir "$TMP/$name.data" \
+		"$ETCD" --name "$name" --data-dir "$TMP/$name.data" \
 			--listen-client-urls "http://127.0.0.1:$port" \
 			--advertise-client-urls "http://127.0.0.1:$port" \
 			--listen-peer-urls "http://127.0.0.1:$((port + 1))" \
@@ -133,7 +134,7 @@ if [ "$MODE" = self ]; then
 	start_etcd b
 	ARGS+=(--endpoint2 "$URL")
 fi
-echo "# conformance ($MODE): etcd $(etcd --version | head -n 1 | sed 's/.*: //') at $A, seed $SEED, $OPS ops"
+echo "# conformance ($MODE): etcd $("$ETCD" --version | head -n 1 | sed 's/.*: //') at $A, seed $SEED, $OPS ops"
 "$BIN" "${ARGS[@]}" "$@" 2>&1 | tee "$TMP/run.out"
 rc=${PIPESTATUS[0]}
 count_summary "$TMP/run.out"
