@@ -684,24 +684,53 @@ int fs_wbuf_commit(struct fs *fs, struct fs_inode *in)
 	return rc;
 }
 
+/*
+ * At unmount no request runs any more: the inodes cannot go away, so the
+ * ones with a dirty buffer are collected under itab_lock and committed
+ * outside it (the commit takes itab_lock to copy the key).
+ */
 void fs_commit_all(struct fs *fs)
 {
+	struct fs_inode **dirty = NULL;
+	size_t n = 0, cap = 0;
+
 	pthread_mutex_lock(&fs->itab_lock);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		for (struct fs_inode *in = fs->by_ino[i]; in;
 		     in = in->next_ino) {
-			int rc;
+			struct fs_inode **d;
 
-			pthread_mutex_lock(&in->lock);
-			rc = commit_locked(fs, in);
-			pthread_mutex_unlock(&in->lock);
-			if (rc < 0)
-				fs_logf(ENG_LOG_ERR,
-				        "unmount: '%s' lost its last write: %s",
-				        in->key, strerror(-rc));
+			if (!in->wbuf || !in->wbuf->dirty)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				d = realloc(dirty, cap * sizeof(*d));
+				if (!d)
+					break;
+				dirty = d;
+			}
+			dirty[n++] = in;
 		}
 	}
 	pthread_mutex_unlock(&fs->itab_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct fs_inode *in = dirty[i];
+		int rc;
+
+		pthread_mutex_lock(&in->lock);
+		rc = commit_locked(fs, in);
+		pthread_mutex_unlock(&in->lock);
+		if (rc < 0)
+			fs_logf(ENG_LOG_ERR,
+			        "unmount: '%s' lost its last write: %s",
+			        in->key, strerror(-rc));
+		else
+			fs_logf(
+			    ENG_LOG_INFO,
+			    "unmount: committed '%s', still open for writing",
+			    in->key);
+	}
+	free(dirty);
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
