@@ -209,9 +209,20 @@ printf 'only hay\n' >"$S/deep/h1"
 printf '\0\1\2binary\377\n' >"$S/deep/er/bin"
 : >"$S/deep/er/est/empty"
 head -c 100000 /dev/urandom >"$S/big"
+# versions_in DIR: the distinct versions of the keys under DIR
+versions_in() {
+	(cd "$1" && find . -type f | while read -r f; do
+		version "$f"
+		echo
+	done) | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+r0=$(rev_now)
 cp -r "$S" "$N/src"
 assert_true "cp -r into the mount: diff -r finds no difference" \
 	diff -r "$S" "$N/src"
+assert_eq "cp -r: every key at version 1" 1 "$(versions_in "$N/src")"
+assert_eq "cp -r: one revision per directory and per file (5 + 6)" \
+	$((r0 + 11)) "$(rev_now)"
 assert_eq "cp -r: a copied key is at version 1" 1 "$(version "$N/src/big")"
 assert_eq "cp -r: stat size of a 100000-byte value" 100000 \
 	"$(stat -c %s "$N/src/big")"
@@ -344,9 +355,13 @@ for i in 1 2 3; do echo "tar $i" >"$T/tarsrc/a/f$i"; done
 echo deep >"$T/tarsrc/a/b/deep"
 tar -C "$T/tarsrc" -cf "$T/t.tar" .
 mkdir "$N/tarx"
+r0=$(rev_now)
 assert_true "tar x into the mount exits 0" tar -C "$N/tarx" -xf "$T/t.tar"
+assert_eq "tar x: one revision per directory and per file (2 + 4)" \
+	$((r0 + 6)) "$(rev_now)"
 assert_true "tar x: diff -r finds no difference" diff -r "$T/tarsrc" \
 	"$N/tarx"
+assert_eq "tar x: every key at version 1" 1 "$(versions_in "$N/tarx")"
 
 # ------------------------------------------------------------ rsync -a
 if command -v rsync >/dev/null; then
@@ -354,6 +369,8 @@ if command -v rsync >/dev/null; then
 		"$N/rsync/"
 	assert_true "rsync -a: diff -r finds no difference" diff -r "$S" \
 		"$N/rsync"
+	assert_eq "rsync -a: every key at version 1" 1 \
+		"$(versions_in "$N/rsync")"
 	echo changed >"$S/n1"
 	assert_true "rsync -a of a changed tree exits 0" rsync -a "$S/" \
 		"$N/rsync/"

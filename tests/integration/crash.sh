@@ -37,7 +37,8 @@ for p in "${RV_BG[@]}"; do
 	kill -9 "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
 done
-fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+rv_is_mounted "$MNT" &&
+	{ fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; }
 
 total=0
 for ((i = 1; i <= W; i++)); do
@@ -115,3 +116,50 @@ assert_true "a new write after the restart gets a revision above all" \
 	test "$(modrev "$C/after")" -gt "$max"
 assert_true "the daemon's store was not corrupted (new write reads back)" \
 	grep -qx after "$C/after"
+
+# ------------------------------------------------ SIGTERM under writers
+# The same with a clean stop: SIGTERM while 8 writers run.  The daemon
+# must exit 0 on its own, and every acknowledged write must be there.
+C2=$MNT/c2
+mkdir "$C2"
+RV_BG=()
+for ((i = 1; i <= W; i++)); do
+	rv_bg "$RVT" writer "$C2" "$i" "$T/term$i" 2>"$T/twriter$i.err"
+done
+sleep 2
+kill -TERM "$RV_PID"
+if rv_wait_exit "$RV_PID" 20; then
+	ok "SIGTERM under 8 writers: the daemon exits"
+	assert_eq "... with status 0" 0 "$RV_STATUS"
+else
+	notok "SIGTERM under 8 writers: the daemon exits" "$(rv_stuck "$RV_PID")"
+	kill -9 "$RV_PID"
+	rv_wait_exit "$RV_PID" 5 || {
+		rv_abort "$MNT"
+		rv_wait_exit "$RV_PID" 10
+	}
+fi
+for p in "${RV_BG[@]}"; do
+	for ((j = 0; j < 100; j++)); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+done
+rv_is_mounted "$MNT" && { fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"; }
+rv_start crash || exit 1
+total=0
+missing=""
+for ((i = 1; i <= W; i++)); do
+	touch "$T/term$i"
+	total=$((total + $(wc -l <"$T/term$i")))
+	while read -r n; do
+		IFS= read -r got <"$MNT/c2/w$i-$n"
+		[ "$got" = "c$i-$n" ] || missing="$missing w$i-$n"
+	done <"$T/term$i"
+done
+assert_true "the writers committed something before SIGTERM ($total)" \
+	test "$total" -ge 40
+assert_eq "after SIGTERM every acknowledged write is there" "" \
+	"$(head -c 400 <<<"$missing")"

@@ -297,6 +297,12 @@ rv_bg() {
 	RV_BG+=($!)
 }
 
+# rv_is_mounted MNT: from mountinfo, so a dead daemon's mount (where stat
+# fails ENOTCONN and mountpoint -q says no) still counts.
+rv_is_mounted() {
+	findmnt --mountpoint "$1" >/dev/null 2>&1
+}
+
 # rv_conn MNT: the FUSE connection number of a mount (from mountinfo: no
 # request reaches the daemon), or "".
 rv_conn() {
@@ -354,7 +360,7 @@ rv_cleanup() {
 		kill "$p" 2>/dev/null
 	done
 	for m in "${RV_MOUNTS[@]}"; do
-		if mountpoint -q "$m" 2>/dev/null; then
+		if rv_is_mounted "$m"; then
 			fusermount3 -u "$m" 2>/dev/null ||
 				fusermount3 -uz "$m" 2>/dev/null
 		fi
@@ -387,7 +393,7 @@ rv_cleanup() {
 	echo "# $RV_NAME: $RV_NPASS passed, $RV_NFAIL failed"
 	local busy=""
 	for m in "${RV_MOUNTS[@]}"; do
-		mountpoint -q "$m" 2>/dev/null && busy="$busy $m"
+		rv_is_mounted "$m" && busy="$busy $m"
 	done
 	if [ -n "$busy" ]; then
 		# never rm -rf through a live mount
