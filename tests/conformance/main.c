@@ -561,68 +561,92 @@ static bool compare_all(struct conf_run *R, long idx, eng_rev_t rev)
 }
 
 /* Grant a 2 s lease, attach keys, wait for both sides to expire it. */
+/* Attach `key` to logical lease `lease` with a put; compared. */
+static bool expiry_put(struct conf_run *R, long idx, const char *key,
+                       int64_t lease)
+{
+	struct cop op;
+
+	memset(&op, 0, sizeof(op));
+	op.kind = C_PUT;
+	op.op.type = ENG_OP_PUT;
+	op.op.key.p = (char *)key;
+	op.op.key.n = strlen(key);
+	op.op.value.p = "expiring";
+	op.op.value.n = 8;
+	op.op.lease = lease;
+	op.op.flags = ENG_PUT_PREV_KV;
+	return step(R, idx, &op);
+}
+
+/*
+ * Two leases, of 2 s and 3 s, with keys: e/N/0 and b/x on the first,
+ * e/N/1 on the first and then moved to the second by a put, e/N/2 on the
+ * second.  Wait until both sides dropped both; then the revisions (one per
+ * lease) and the keyspace must agree, e/N/1 surviving the first expiry.
+ */
 static bool expiry_phase(struct conf_run *R, long idx, int n)
 {
 	eng_lease_t id = (eng_lease_t)(((uint64_t)1 << 41) +
 	                               rng_below(&R->rng, (uint64_t)1 << 40));
-	int64_t logical, t0 = now_ms(), deadline = t0 + 20000;
-	bool gone[2] = {false, false};
+	int64_t logical[2], t0 = now_ms(), deadline = t0 + 20000;
+	bool gone[2][2] = {{false, false}, {false, false}};
+	char key[4][32];
 	struct cop op;
-	int s, k;
+	int s, k, l;
 
-	printf("lease expiry %d at op #%ld: lease id %lld, ttl 2 s\n", n, idx,
-	       (long long)id);
-	memset(&op, 0, sizeof(op));
-	op.kind = C_LEASE_GRANT;
-	op.explicit_id = true;
-	op.id = id;
-	op.ttl = 2;
-	op.lease = R->g.nleases + 1;
-	if (!step(R, idx, &op))
-		return false;
-	logical = nleases;
-	for (k = 0; k < 3; k++) {
-		char key[32];
-		int kl = k == 2 ? snprintf(key, sizeof(key), "b/x")
-		                : snprintf(key, sizeof(key), "e/%d/%d", n, k);
-
+	printf("lease expiry %d at op #%ld: lease ids %lld (ttl 2 s) and %lld "
+	       "(ttl 3 s)\n",
+	       n, idx, (long long)id, (long long)id + 1);
+	for (l = 0; l < 2; l++) {
 		memset(&op, 0, sizeof(op));
-		op.kind = C_PUT;
-		op.op.type = ENG_OP_PUT;
-		op.op.key.p = key;
-		op.op.key.n = (size_t)kl;
-		op.op.value.p = "expiring";
-		op.op.value.n = 8;
-		op.op.lease = logical;
+		op.kind = C_LEASE_GRANT;
+		op.explicit_id = true;
+		op.id = id + l;
+		op.ttl = 2 + l;
+		op.lease = R->g.nleases + 1;
 		if (!step(R, idx, &op))
 			return false;
+		logical[l] = nleases;
 	}
-	while (!gone[0] || !gone[1]) {
+	for (k = 0; k < 3; k++)
+		snprintf(key[k], sizeof(key[k]), "e/%d/%d", n, k);
+	snprintf(key[3], sizeof(key[3]), "b/x");
+	if (!expiry_put(R, idx, key[0], logical[0]) ||
+	    !expiry_put(R, idx, key[3], logical[0]) ||
+	    !expiry_put(R, idx, key[1], logical[0]) ||
+	    !expiry_put(R, idx, key[1], logical[1]) ||
+	    !expiry_put(R, idx, key[2], logical[1]))
+		return false;
+	while (!gone[0][0] || !gone[0][1] || !gone[1][0] || !gone[1][1]) {
 		for (s = 0; s < 2; s++) {
-			int a;
+			for (l = 0; l < 2; l++) {
+				int a;
 
-			if (gone[s])
-				continue;
-			a = R->side[s].ops->lease_alive(
-			    &R->side[s], conf_lease_id(s, logical));
-			if (a < 0) {
-				printf("%s: lease lookup failed: %s\n",
-				       R->side[s].name, eng_strerror(a));
-				diff_header(R, idx, "lease expiry");
-				diff_footer(R);
-				return false;
-			}
-			if (a == 0) {
-				gone[s] = true;
-				printf("  %s: expired after %lld ms\n",
-				       R->side[s].ops->kind,
-				       (long long)(now_ms() - t0));
+				if (gone[s][l])
+					continue;
+				a = R->side[s].ops->lease_alive(
+				    &R->side[s], conf_lease_id(s, logical[l]));
+				if (a < 0) {
+					printf("%s: lease lookup failed: %s\n",
+					       R->side[s].name,
+					       eng_strerror(a));
+					diff_header(R, idx, "lease expiry");
+					diff_footer(R);
+					return false;
+				}
+				if (a == 0) {
+					gone[s][l] = true;
+					printf("  %s: lease %d expired after "
+					       "%lld ms\n",
+					       R->side[s].ops->kind, l + 1,
+					       (long long)(now_ms() - t0));
+				}
 			}
 		}
 		if (now_ms() > deadline) {
 			diff_header(R, idx,
-			            gone[0] ? "B never expired the lease"
-			                    : "A never expired the lease");
+			            "a side did not expire a lease in 20 s");
 			diff_footer(R);
 			return false;
 		}
