@@ -9,6 +9,8 @@
 
 #include <leveldb/c.h>
 
+#include "engine/codec.h"
+
 #include <pthread.h>
 #include <sys/stat.h>
 #include <signal.h>
@@ -817,6 +819,119 @@ static void test_cas_counter(void **state)
 	th_cleanup(dir);
 }
 
+/*
+ * Txns from many threads that delete-range their own prefix, put two keys
+ * and range over everything: within a group commit each txn must see the
+ * earlier txns of its group through the overlay, merged into LevelDB's
+ * order, and never half of another txn.
+ */
+#define OV_THREADS 8
+#define OV_ITERS   30
+
+static void *overlay_main(void *arg)
+{
+	eng *e = ((void **)arg)[0];
+	int id = (int)(intptr_t)((void **)arg)[1];
+	char dfrom[8], dto[8], k1[16], k2[16];
+
+	for (int i = 0; i < OV_ITERS; i++) {
+		struct eng_op ops[4];
+		struct eng_txn t = {.success = ops, .nsuccess = 4};
+		struct eng_txn_res res;
+		const struct eng_range_res *all;
+		int per[OV_THREADS] = {0};
+		char fam = i % 2 ? 'B' : 'A', other = i % 2 ? 'A' : 'B';
+
+		/* Replace the other family of keys by this one (a put inside
+		 * the delete-range would be etcd's DUP_KEY). */
+		snprintf(dfrom, sizeof(dfrom), "g%d/%c", id, other);
+		snprintf(dto, sizeof(dto), "g%d/%c", id, other + 1);
+		snprintf(k1, sizeof(k1), "g%d/%c1", id, fam);
+		snprintf(k2, sizeof(k2), "g%d/%c2", id, fam);
+		ops[0] = (struct eng_op){.type = ENG_OP_DELETE,
+		                         .key = dfrom,
+		                         .key_len = strlen(dfrom),
+		                         .end = dto,
+		                         .end_len = strlen(dto)};
+		ops[1] = (struct eng_op){.type = ENG_OP_PUT,
+		                         .key = k1,
+		                         .key_len = strlen(k1),
+		                         .value = k1,
+		                         .value_len = strlen(k1)};
+		ops[2] = (struct eng_op){.type = ENG_OP_PUT,
+		                         .key = k2,
+		                         .key_len = strlen(k2),
+		                         .value = "x",
+		                         .value_len = 1};
+		ops[3] = (struct eng_op){.type = ENG_OP_RANGE,
+		                         .key = "g",
+		                         .key_len = 1,
+		                         .end = "h",
+		                         .end_len = 1,
+		                         .flags = ENG_RANGE_COUNT};
+		if (eng_txn(e, &t, &res))
+			return (void *)1;
+		all = &res.res[3].range;
+		if (res.res[0].deleted != (i ? 2 : 0) ||
+		    all->count != (int64_t)all->n)
+			return (void *)2;
+		for (size_t j = 0; j < all->n; j++) {
+			int who = all->kvs[j].key[1] - '0';
+
+			if (who < 0 || who >= OV_THREADS ||
+			    (j &&
+			     codec_cmp(all->kvs[j - 1].key,
+			               all->kvs[j - 1].key_len, all->kvs[j].key,
+			               all->kvs[j].key_len) >= 0))
+				return (void *)3;
+			per[who]++;
+		}
+		for (int w = 0; w < OV_THREADS; w++)
+			if (per[w] != 0 && per[w] != 2)
+				return (void *)4;
+		if (per[id] != 2)
+			return (void *)5;
+		eng_txn_res_release(&res);
+	}
+	return NULL;
+}
+
+static void test_group_overlay_ranges(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	pthread_t t[OV_THREADS];
+	void *args[OV_THREADS][2];
+	struct eng_range_res res;
+	struct eng_stats st;
+
+	(void)state;
+	for (int i = 0; i < OV_THREADS; i++) {
+		args[i][0] = e;
+		args[i][1] = (void *)(intptr_t)i;
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, overlay_main, args[i]), 0);
+	}
+	for (int i = 0; i < OV_THREADS; i++) {
+		void *rv;
+
+		pthread_join(t[i], &rv);
+		if (rv)
+			fprintf(stderr, "overlay thread %d: failure %ld\n", i,
+			        (long)(intptr_t)rv);
+		assert_null(rv);
+	}
+	assert_int_equal(th_range(e, "g", "h", 0, 0, 0, &res), 0);
+	assert_int_equal(res.n, 2 * OV_THREADS);
+	eng_range_res_release(&res);
+	assert_int_equal(eng_current_rev(e), 1 + OV_THREADS * OV_ITERS);
+	/* Groups did form, so the overlay was exercised. */
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_true(st.commits < OV_THREADS * OV_ITERS);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +950,7 @@ int main(void)
 	    cmocka_unit_test(test_sync_modes_and_stats),
 	    cmocka_unit_test(test_concurrent_group_commit),
 	    cmocka_unit_test(test_cas_counter),
+	    cmocka_unit_test(test_group_overlay_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
