@@ -134,6 +134,36 @@ void eng_options_init(struct eng_options *opt);
 int eng_open(const char *dir, const struct eng_options *opt, eng **out);
 
 /*
+ * The etcd backend (docs/etcd-backend.md): the same calls over a remote
+ * etcd v3 cluster, through its /v3/ JSON gateway.  Strings are copied at
+ * open.
+ */
+struct eng_etcd_options {
+	const char *const *endpoints; /* "http://127.0.0.1:2379", ... (>= 1) */
+	size_t nendpoints;
+	const char *ca_file;   /* TLS CA bundle (NULL: the system's) */
+	const char *cert_file; /* TLS client certificate (PEM) or NULL */
+	const char *key_file;  /* its key (PEM) or NULL */
+	const char *user;      /* etcd auth (NULL: none) */
+	const char *password;
+	long timeout_ms;         /* one request; default 5000 */
+	long connect_timeout_ms; /* one endpoint's connect; default 1000 */
+};
+
+/* Fill `eo` with the defaults above (no endpoints). */
+void eng_etcd_options_init(struct eng_etcd_options *eo);
+
+/*
+ * Open the etcd backend: one request (the cluster's status) checks that
+ * some endpoint answers.  `opt` as for eng_open (create, cache_bytes and
+ * the sync options do not apply; quota_bytes is only reported).
+ * Errors: ENG_E_INVAL (no endpoint), ENG_E_UNAVAILABLE, ENG_E_TIMEOUT,
+ * ENG_E_NOMEM, and an auth failure's ENG_E_INVAL.
+ */
+int eng_open_etcd(const struct eng_etcd_options *eo,
+                  const struct eng_options *opt, eng **out);
+
+/*
  * Close the store: stop background threads (finishing the current bounded
  * batch of physical compaction), end every watch with ENG_E_CLOSED, make
  * every acknowledged write durable, release the lock.  NULL is a no-op.
