@@ -1081,6 +1081,7 @@ struct gather {
 	size_t n, cap, bytes;
 	eng_rev_t cur;     /* revision of the last gathered event */
 	eng_rev_t stop_at; /* full: the first revision not gathered */
+	eng_rev_t crev;    /* the compaction revision when the step began */
 	int err;
 };
 
@@ -1098,6 +1099,16 @@ static int gather_push(struct gather *g, struct hev *e)
 	g->evs[g->n++] = e;
 	g->bytes += e->bytes;
 	return 0;
+}
+
+/*
+ * Compaction at R drops a deletion at R (per key it keeps the newest version
+ * <= R unless that is a tombstone), so a replay starting at R does not see
+ * it, as in etcd; puts at R are kept.  Live watchers got it before.
+ */
+static bool compacted_away(const struct eng_event *ev, eng_rev_t crev)
+{
+	return ev->type == ENG_EV_DELETE && ev->kv.mod_rev == crev;
 }
 
 /* At a revision boundary: is the batch full? */
@@ -1165,6 +1176,8 @@ static int store_cb(void *arg, const struct eng_event *ev)
 		}
 		g->cur = ev->kv.mod_rev;
 	}
+	if (compacted_away(ev, g->crev))
+		return 0;
 	e = hev_new(ev);
 	if (!e || gather_push(g, e) < 0) {
 		hev_put(e);
@@ -1175,17 +1188,18 @@ static int store_cb(void *arg, const struct eng_event *ev)
 }
 
 /* Fetch [from, to] from the store (up to a queue's worth). */
-static int store_fill(struct watcher *w, eng_rev_t from, eng_rev_t to)
+static int store_fill(struct watcher *w, eng_rev_t from, eng_rev_t to,
+                      eng_rev_t crev)
 {
-	struct gather g = {.w = w};
-	eng_rev_t crev = 0;
+	struct gather g = {.w = w, .crev = crev};
+	eng_rev_t now_crev = 0;
 	int rc;
 
 	rc = local_read_events(w->h->l, from, to, w->key, w->key_len, w->end,
-	                       w->end_len, store_cb, &g, &crev);
+	                       w->end_len, store_cb, &g, &now_crev);
 	if (rc == ENG_E_COMPACTED) {
 		gather_free(&g);
-		return set_compacted(w, crev);
+		return set_compacted(w, now_crev);
 	}
 	if (rc < 0 || g.err) {
 		gather_free(&g);
@@ -1201,7 +1215,7 @@ static int store_fill(struct watcher *w, eng_rev_t from, eng_rev_t to)
  * by a publish, so it is read in chunks under the hub's lock.  Returns 1 if
  * the position is too far behind (the caller scans more first).
  */
-static int go_live(struct watcher *w, eng_rev_t fill)
+static int go_live(struct watcher *w, eng_rev_t fill, eng_rev_t crev)
 {
 	struct watch_hub *h = w->h;
 	uint64_t seq, end;
@@ -1227,7 +1241,7 @@ static int go_live(struct watcher *w, eng_rev_t fill)
 		goto out;
 	}
 	while (seq < end) {
-		struct gather g = {.w = w};
+		struct gather g = {.w = w, .crev = crev};
 		uint64_t stop =
 		    seq + WATCH_CHUNK < end ? seq + WATCH_CHUNK : end;
 		eng_rev_t first;
@@ -1240,7 +1254,8 @@ static int go_live(struct watcher *w, eng_rev_t fill)
 		for (; seq < stop && !g.err; seq++) {
 			struct hev *e = win_at(h, seq);
 
-			if (!watcher_match(w, e->ev.kv.key, e->ev.kv.key_len))
+			if (!watcher_match(w, e->ev.kv.key, e->ev.kv.key_len) ||
+			    compacted_away(&e->ev, g.crev))
 				continue;
 			if (gather_push(&g, e) < 0)
 				g.err = ENG_E_NOMEM;
@@ -1275,12 +1290,12 @@ out:
 
 /* Scan the window from fill for a queue's worth of matching events, in
  * steps of WATCH_SCAN events under the hub's lock; go live at the end. */
-static int window_fill(struct watcher *w, eng_rev_t fill)
+static int window_fill(struct watcher *w, eng_rev_t fill, eng_rev_t crev)
 {
 	struct watch_hub *h = w->h;
 
 	for (;;) {
-		struct gather g = {.w = w};
+		struct gather g = {.w = w, .crev = crev};
 		uint64_t seq, end, s;
 		eng_rev_t next;
 		int rc;
@@ -1293,7 +1308,7 @@ static int window_fill(struct watcher *w, eng_rev_t fill)
 		seq = win_seek(h, fill);
 		if (seq >= h->disp_seq) {
 			pthread_mutex_unlock(&h->lock);
-			rc = go_live(w, fill);
+			rc = go_live(w, fill, crev);
 			if (rc <= 0)
 				return rc;
 			continue;
@@ -1313,7 +1328,8 @@ static int window_fill(struct watcher *w, eng_rev_t fill)
 				}
 				g.cur = hev_rev(e);
 			}
-			if (!watcher_match(w, e->ev.kv.key, e->ev.kv.key_len))
+			if (!watcher_match(w, e->ev.kv.key, e->ev.kv.key_len) ||
+			    compacted_away(&e->ev, g.crev))
 				continue;
 			if (gather_push(&g, e) < 0) {
 				g.err = ENG_E_NOMEM;
@@ -1361,9 +1377,9 @@ static int watcher_catchup(struct watcher *w, eng_rev_t fill)
 	if (fill < crev)
 		rc = set_compacted(w, crev);
 	else if (fill < wstart)
-		rc = store_fill(w, fill, wstart - 1);
+		rc = store_fill(w, fill, wstart - 1, crev);
 	else
-		rc = window_fill(w, fill);
+		rc = window_fill(w, fill, crev);
 
 	pthread_mutex_lock(&h->lock);
 	if (--h->store_readers == 0)

@@ -414,6 +414,21 @@ static void test_watch_compacted(void **state)
 	eng_watch_close(w);
 	coll_free(&c);
 
+	/* compaction at a deletion drops it (etcd's rule): a replay from
+	 * that revision starts after it, even from the window */
+	crev = th_del(e, "k/2", NULL, 1);
+	th_put(e, "k/2", "back");
+	assert_int_equal(eng_compact(e, crev, false), 0);
+	cur = eng_current_rev(e);
+	w = wopen_prefix(e, "k/", crev);
+	coll_until(w, &c, 10, cur);
+	assert_int_equal(c.compacted, 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.r[0].type, ENG_EV_PUT);
+	assert_int_equal(c.r[0].mod, crev + 1);
+	eng_watch_close(w);
+	coll_free(&c);
+
 	/* a watch below the compaction revision of a single key, too */
 	w = wopen(e, "k/1", NULL, 1);
 	coll_until(w, &c, 10, cur);
