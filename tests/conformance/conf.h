@@ -244,6 +244,50 @@ int gen_nwatch_kinds(void);
 void cop_op_to_eng(int side, const struct cop_op *in, struct eng_op *out);
 eng_lease_t conf_lease_id(int side, int64_t logical);
 
+/* ------------------------------------------------------------- the run */
+
+/* One run: the two sides and the generator's state (main.c). */
+struct conf_run {
+	struct side side[2];
+	struct rng rng;
+	struct gen_state g;
+	uint64_t seed;
+	long nops;
+	int expiries;
+	int passed, failed;
+	long corrupt; /* self-check: falsify B's answer at this op (-1 none) */
+	const char *replay; /* how to replay, for messages */
+};
+
+/* main.c: run one op on both sides, compare the answers and then the
+ * current revisions; false (after printing the difference) if they differ.
+ * idx is the op's index in the sequence, for messages. */
+bool conf_step(struct conf_run *R, long idx, struct cop *op);
+bool conf_check_revs(struct conf_run *R, long idx, const struct cop *op);
+void conf_diff_header(struct conf_run *R, long idx, const char *why);
+void conf_diff_footer(struct conf_run *R);
+int64_t conf_now_ms(void);
+void conf_sleep_ms(int ms);
+
+/* watches.c */
+#define CONF_MAX_WATCHES 32 /* >= --max-watches plus the scenarios' two */
+bool watches_open(struct conf_run *R, const struct cop *op, long idx);
+void watches_poll(struct conf_run *R, int timeout_ms);
+/* Wait until every watch reported progress up to rev (15 s at most). */
+bool watches_wait(struct conf_run *R, eng_rev_t rev, long idx);
+int watches_count(void);
+/* Compare every watch's events (counted in R->passed/failed). */
+void watches_compare_all(struct conf_run *R);
+void watches_close_all(struct conf_run *R);
+
+/* phases.c */
+/* The whole keyspace at rev on both sides, compared. */
+bool conf_compare_all(struct conf_run *R, long idx, eng_rev_t rev);
+/* Two leases of 2 s and 3 s with keys, expired on both sides. */
+bool phase_expiry(struct conf_run *R, long idx, int n);
+/* Reopen side B and compare everything again, then nops more ops. */
+bool phase_restart(struct conf_run *R, long nops);
+
 /* ------------------------------------------------------------- scenarios */
 
 /*

@@ -73,19 +73,6 @@ static void lease_add(eng_lease_t id0, eng_lease_t id1)
 
 /* ------------------------------------------------------------ watches */
 
-struct cwatch {
-	int kind;
-	eng_rev_t start;
-	eng_rev_t compact_at_open; /* the compaction revision then */
-	long opened_at;            /* op index */
-	void *w[2];
-	struct cevlist ev[2];
-};
-
-#define MAX_WATCHES 32
-static struct cwatch watches[MAX_WATCHES];
-static int nwatches;
-
 /* ------------------------------------------------------------ driver */
 
 /* What the sequence exercised (side A's answers), printed at the end so a
@@ -128,19 +115,7 @@ static void tally_print(void)
 	printf("\n");
 }
 
-struct conf_run {
-	struct side side[2];
-	struct rng rng;
-	struct gen_state g;
-	uint64_t seed;
-	long nops;
-	int expiries;
-	int passed, failed;
-	long corrupt; /* self-check: falsify B's answer at this op (-1 none) */
-	const char *replay; /* how to replay, for messages */
-};
-
-static int64_t now_ms(void)
+int64_t conf_now_ms(void)
 {
 	struct timespec ts;
 
@@ -148,14 +123,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void conf_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
 
-static void diff_header(struct conf_run *R, long idx, const char *why)
+void conf_diff_header(struct conf_run *R, long idx, const char *why)
 {
 	if (conf_scenario)
 		printf("DIFFERENCE in scenario \"%s\": %s\n", conf_scenario,
@@ -165,7 +140,7 @@ static void diff_header(struct conf_run *R, long idx, const char *why)
 		       (unsigned long long)R->seed, why);
 }
 
-static void diff_footer(struct conf_run *R)
+void conf_diff_footer(struct conf_run *R)
 {
 	printf("  sides: A = %s, B = %s\n", R->side[0].name, R->side[1].name);
 	printf("  replay: %s --seed %llu --ops %ld\n", R->replay,
@@ -263,148 +238,8 @@ static void exec_on(struct side *s, const struct cop *op, struct cres *r)
 	}
 }
 
-static void poll_watches(struct conf_run *R, int timeout_ms)
-{
-	int i, s;
-
-	for (i = 0; i < nwatches; i++)
-		for (s = 0; s < 2; s++)
-			if (watches[i].w[s])
-				R->side[s].ops->watch_poll(
-				    &R->side[s], watches[i].w[s],
-				    &watches[i].ev[s], timeout_ms);
-}
-
-/* Wait until every watch on both sides reported progress up to rev. */
-static bool wait_watches(struct conf_run *R, eng_rev_t rev, long idx)
-{
-	int64_t deadline = now_ms() + 15000;
-	int i, s;
-
-	for (;;) {
-		bool all = true;
-
-		poll_watches(R, 0);
-		for (i = 0; i < nwatches; i++)
-			for (s = 0; s < 2; s++) {
-				struct cevlist *l = &watches[i].ev[s];
-
-				if (watches[i].w[s] && !l->end_err &&
-				    l->progress < rev)
-					all = false;
-			}
-		if (all)
-			return true;
-		if (now_ms() > deadline)
-			break;
-		sleep_ms(20);
-	}
-	for (i = 0; i < nwatches; i++)
-		for (s = 0; s < 2; s++) {
-			struct cevlist *l = &watches[i].ev[s];
-
-			if (watches[i].w[s] && !l->end_err && l->progress < rev)
-				printf(
-				    "watch #%d (opened at op #%ld from rev "
-				    "%lld) on %s: no progress to rev %lld in "
-				    "15 s (at %lld, %zu events)\n",
-				    i, watches[i].opened_at,
-				    (long long)watches[i].start,
-				    R->side[s].name, (long long)rev,
-				    (long long)l->progress, l->n);
-		}
-	diff_header(R, idx, "a watch did not catch up");
-	diff_footer(R);
-	return false;
-}
-
-static bool open_watch(struct conf_run *R, const struct cop *op, long idx)
-{
-	struct cwatch *w = &watches[nwatches];
-	struct cbytes key, end;
-	int rc[2], s;
-
-	memset(w, 0, sizeof(*w));
-	w->kind = op->watch_kind;
-	w->start = op->rev;
-	w->compact_at_open = R->g.compact;
-	w->opened_at = idx;
-	gen_watch_range(op->watch_kind, &key, &end);
-	for (s = 0; s < 2; s++)
-		rc[s] = R->side[s].ops->watch_open(&R->side[s], key.p, key.n,
-		                                   end.n ? end.p : NULL, end.n,
-		                                   op->rev, &w->w[s]);
-	free(key.p);
-	free(end.p);
-	nwatches++;
-	R->g.nwatches = nwatches;
-	if (rc[0] != rc[1]) {
-		char why[128];
-
-		snprintf(why, sizeof(why), "watch open: A %d (%s), B %d (%s)",
-		         rc[0], eng_strerror(rc[0]), rc[1],
-		         eng_strerror(rc[1]));
-		diff_header(R, idx, why);
-		printf("  op: ");
-		cop_print(stdout, op);
-		printf("\n");
-		diff_footer(R);
-		return false;
-	}
-	return true;
-}
-
-static bool compare_watch(struct conf_run *R, int i)
-{
-	struct cwatch *w = &watches[i];
-	struct cevlist *a = &w->ev[0], *b = &w->ev[1];
-	size_t j, n = a->n < b->n ? a->n : b->n;
-	int s;
-
-	for (s = 0; s < 2; s++) {
-		if (!w->ev[s].problem[0])
-			continue;
-		printf(
-		    "WATCH STREAM BROKEN (seed %llu): watch #%d kind %d from "
-		    "rev %lld on %s: %s\n",
-		    (unsigned long long)R->seed, i, w->kind,
-		    (long long)w->start, R->side[s].name, w->ev[s].problem);
-		diff_footer(R);
-		return false;
-	}
-
-	for (j = 0; j < n; j++) {
-		struct cev *x = &a->v[j], *y = &b->v[j];
-
-		if (!cev_equal(x, y))
-			break;
-	}
-	if (j == a->n && j == b->n)
-		return true;
-	printf("WATCH DIFFERENCE (seed %llu): watch #%d kind %d from rev %lld "
-	       "opened at op #%ld (compaction revision then %lld): event %zu "
-	       "differs (A has %zu events, B %zu)\n",
-	       (unsigned long long)R->seed, i, w->kind, (long long)w->start,
-	       w->opened_at, (long long)w->compact_at_open, j, a->n, b->n);
-	for (size_t k = j > 2 ? j - 2 : 0; k < j + 3; k++) {
-		printf("  [%zu] A: ", k);
-		if (k < a->n)
-			cev_print(stdout, &a->v[k]);
-		else
-			printf("(none)");
-		printf("\n  [%zu] B: ", k);
-		if (k < b->n)
-			cev_print(stdout, &b->v[k]);
-		else
-			printf("(none)");
-		printf("\n");
-	}
-	diff_footer(R);
-	return false;
-}
-
 /* Both sides' current revisions must agree; g.cur follows them. */
-static bool check_revs(struct conf_run *R, long idx, const struct cop *op)
+bool conf_check_revs(struct conf_run *R, long idx, const struct cop *op)
 {
 	eng_rev_t rev[2] = {0, 0};
 	int rc[2], s;
@@ -412,7 +247,8 @@ static bool check_revs(struct conf_run *R, long idx, const struct cop *op)
 	for (s = 0; s < 2; s++)
 		rc[s] = R->side[s].ops->current_rev(&R->side[s], &rev[s]);
 	if (rc[0] || rc[1] || rev[0] != rev[1]) {
-		diff_header(R, idx, "current revision differs after the op");
+		conf_diff_header(R, idx,
+		                 "current revision differs after the op");
 		if (op) {
 			printf("  op: ");
 			cop_print(stdout, op);
@@ -420,7 +256,7 @@ static bool check_revs(struct conf_run *R, long idx, const struct cop *op)
 		}
 		printf("  A: rev %lld (rc %d)\n  B: rev %lld (rc %d)\n",
 		       (long long)rev[0], rc[0], (long long)rev[1], rc[1]);
-		diff_footer(R);
+		conf_diff_footer(R);
 		return false;
 	}
 	R->g.cur = rev[0];
@@ -434,18 +270,18 @@ static bool compare_res(struct conf_run *R, long idx, const struct cop *op,
 
 	if (cres_equal(&r[0], &r[1], why, sizeof(why)))
 		return true;
-	diff_header(R, idx, why);
+	conf_diff_header(R, idx, why);
 	printf("  op: ");
 	cop_print(stdout, op);
 	printf("\n");
 	cres_print(stdout, "A", &r[0]);
 	cres_print(stdout, "B", &r[1]);
-	diff_footer(R);
+	conf_diff_footer(R);
 	return false;
 }
 
 /* Run one generated op on both sides and compare; false on a difference. */
-static bool step(struct conf_run *R, long idx, struct cop *op)
+bool conf_step(struct conf_run *R, long idx, struct cop *op)
 {
 	struct cres r[2];
 	eng_lease_t ids[2] = {0, 0};
@@ -454,10 +290,10 @@ static bool step(struct conf_run *R, long idx, struct cop *op)
 
 	if (op->kind == C_WATCH) {
 		tally[C_WATCH].n++;
-		return open_watch(R, op, idx);
+		return watches_open(R, op, idx);
 	}
-	if (op->kind == C_COMPACT && nwatches &&
-	    !wait_watches(R, R->g.cur, idx))
+	if (op->kind == C_COMPACT && watches_count() &&
+	    !watches_wait(R, R->g.cur, idx))
 		return false;
 	for (s = 0; s < 2; s++) {
 		if (op->kind == C_LEASE_GRANT) {
@@ -502,15 +338,15 @@ static bool step(struct conf_run *R, long idx, struct cop *op)
 		R->g.compact = op->rev;
 	cres_free(&r[0]);
 	cres_free(&r[1]);
-	return ok && check_revs(R, idx, op);
+	return ok && conf_check_revs(R, idx, op);
 }
 
 bool conf_exec(struct conf_run *R, struct cop *op)
 {
-	bool ok = step(R, -1, op);
+	bool ok = conf_step(R, -1, op);
 
 	cop_free(op);
-	poll_watches(R, 0);
+	watches_poll(R, 0);
 	return ok;
 }
 
@@ -532,192 +368,6 @@ int64_t conf_nleases(struct conf_run *R)
 const struct gen_state *conf_gen(struct conf_run *R)
 {
 	return &R->g;
-}
-
-/* A full read of the keyspace at `rev` on both sides, compared. */
-static bool compare_all(struct conf_run *R, long idx, eng_rev_t rev)
-{
-	struct cop op;
-
-	memset(&op, 0, sizeof(op));
-	op.kind = C_RANGE;
-	op.op.type = ENG_OP_RANGE;
-	op.op.key.p = "\0";
-	op.op.key.n = 1;
-	op.op.end.p = "\0";
-	op.op.end.n = 1;
-	op.op.rev = rev;
-	{
-		struct cres r[2];
-		bool ok;
-
-		exec_on(&R->side[0], &op, &r[0]);
-		exec_on(&R->side[1], &op, &r[1]);
-		ok = compare_res(R, idx, &op, r);
-		cres_free(&r[0]);
-		cres_free(&r[1]);
-		return ok;
-	}
-}
-
-/* Grant a 2 s lease, attach keys, wait for both sides to expire it. */
-/* Attach `key` to logical lease `lease` with a put; compared. */
-static bool expiry_put(struct conf_run *R, long idx, const char *key,
-                       int64_t lease)
-{
-	struct cop op;
-
-	memset(&op, 0, sizeof(op));
-	op.kind = C_PUT;
-	op.op.type = ENG_OP_PUT;
-	op.op.key.p = (char *)key;
-	op.op.key.n = strlen(key);
-	op.op.value.p = "expiring";
-	op.op.value.n = 8;
-	op.op.lease = lease;
-	op.op.flags = ENG_PUT_PREV_KV;
-	return step(R, idx, &op);
-}
-
-/*
- * Two leases, of 2 s and 3 s, with keys: e/N/0 and b/x on the first,
- * e/N/1 on the first and then moved to the second by a put, e/N/2 on the
- * second.  Wait until both sides dropped both; then the revisions (one per
- * lease) and the keyspace must agree, e/N/1 surviving the first expiry.
- */
-static bool expiry_phase(struct conf_run *R, long idx, int n)
-{
-	eng_lease_t id = (eng_lease_t)(((uint64_t)1 << 41) +
-	                               rng_below(&R->rng, (uint64_t)1 << 40));
-	int64_t logical[2], t0 = now_ms(), deadline = t0 + 20000;
-	bool gone[2][2] = {{false, false}, {false, false}};
-	char key[4][32];
-	struct cop op;
-	int s, k, l;
-
-	printf("lease expiry %d at op #%ld: lease ids %lld (ttl 2 s) and %lld "
-	       "(ttl 3 s)\n",
-	       n, idx, (long long)id, (long long)id + 1);
-	for (l = 0; l < 2; l++) {
-		memset(&op, 0, sizeof(op));
-		op.kind = C_LEASE_GRANT;
-		op.explicit_id = true;
-		op.id = id + l;
-		op.ttl = 2 + l;
-		op.lease = R->g.nleases + 1;
-		if (!step(R, idx, &op))
-			return false;
-		logical[l] = nleases;
-	}
-	for (k = 0; k < 3; k++)
-		snprintf(key[k], sizeof(key[k]), "e/%d/%d", n, k);
-	snprintf(key[3], sizeof(key[3]), "b/x");
-	if (!expiry_put(R, idx, key[0], logical[0]) ||
-	    !expiry_put(R, idx, key[3], logical[0]) ||
-	    !expiry_put(R, idx, key[1], logical[0]) ||
-	    !expiry_put(R, idx, key[1], logical[1]) ||
-	    !expiry_put(R, idx, key[2], logical[1]))
-		return false;
-	while (!gone[0][0] || !gone[0][1] || !gone[1][0] || !gone[1][1]) {
-		for (s = 0; s < 2; s++) {
-			for (l = 0; l < 2; l++) {
-				int a;
-
-				if (gone[s][l])
-					continue;
-				a = R->side[s].ops->lease_alive(
-				    &R->side[s], conf_lease_id(s, logical[l]));
-				if (a < 0) {
-					printf("%s: lease lookup failed: %s\n",
-					       R->side[s].name,
-					       eng_strerror(a));
-					diff_header(R, idx, "lease expiry");
-					diff_footer(R);
-					return false;
-				}
-				if (a == 0) {
-					gone[s][l] = true;
-					printf("  %s: lease %d expired after "
-					       "%lld ms\n",
-					       R->side[s].ops->kind, l + 1,
-					       (long long)(now_ms() - t0));
-				}
-			}
-		}
-		if (now_ms() > deadline) {
-			diff_header(R, idx,
-			            "a side did not expire a lease in 20 s");
-			diff_footer(R);
-			return false;
-		}
-		sleep_ms(50);
-	}
-	/* the lease can vanish from a lookup just before its deletions
-	 * commit: give both a moment to agree */
-	for (k = 0; k < 40; k++) {
-		eng_rev_t r0 = 0, r1 = 0;
-
-		R->side[0].ops->current_rev(&R->side[0], &r0);
-		R->side[1].ops->current_rev(&R->side[1], &r1);
-		if (r0 == r1)
-			break;
-		sleep_ms(50);
-	}
-	if (!check_revs(R, idx, NULL))
-		return false;
-	return compare_all(R, idx, 0);
-}
-
-/*
- * Reopen side B (the engine) and check that everything persisted — the
- * keyspace at the current and at the compaction revision, the compaction
- * revision itself, every lease with its keys — then go on with `nops` more
- * random ops (no watches: they were closed for the reopen).
- */
-static bool restart_phase(struct conf_run *R, long nops)
-{
-	long base = R->nops, idx;
-	int64_t i;
-	int rc = R->side[1].ops->reopen(&R->side[1]);
-
-	if (rc) {
-		printf("%s: reopen failed: %s\n", R->side[1].name,
-		       eng_strerror(rc));
-		return false;
-	}
-	if (!check_revs(R, base, NULL) || !compare_all(R, base, 0))
-		return false;
-	if (R->g.compact > 0 && (!compare_all(R, base, R->g.compact) ||
-	                         !compare_all(R, base, R->g.compact - 1)))
-		return false;
-	for (i = 1; i <= nleases; i++) {
-		struct cop op;
-
-		memset(&op, 0, sizeof(op));
-		op.kind = C_LEASE_TTL;
-		op.lease = i;
-		if (!step(R, base, &op))
-			return false;
-	}
-	if (R->g.leases) {
-		struct cop op;
-
-		memset(&op, 0, sizeof(op));
-		op.kind = C_LEASE_LIST;
-		if (!step(R, base, &op))
-			return false;
-	}
-	for (idx = 0; idx < nops; idx++) {
-		struct cop op;
-		bool ok;
-
-		gen_op(&R->rng, &R->g, &op);
-		ok = step(R, base + idx, &op);
-		cop_free(&op);
-		if (!ok)
-			return false;
-	}
-	return true;
 }
 
 static void usage(FILE *f)
@@ -763,7 +413,7 @@ int main(int argc, char **argv)
 	struct conf_run R;
 	struct timeval tv;
 	bool seq_ok = true, scen = true, skip_seq_count = false, restart = true;
-	int c, rc, i, s, progress_ms = 100;
+	int c, rc, i, progress_ms = 100;
 	long idx, next_expiry = -1, expiries_done = 0;
 	int64_t t0;
 
@@ -804,8 +454,8 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			R.g.max_watches = atoi(optarg);
-			if (R.g.max_watches > MAX_WATCHES)
-				R.g.max_watches = MAX_WATCHES;
+			if (R.g.max_watches > CONF_MAX_WATCHES)
+				R.g.max_watches = CONF_MAX_WATCHES;
 			break;
 		case 'd':
 			dirbase = optarg;
@@ -876,8 +526,8 @@ int main(int argc, char **argv)
 		R.side[0].ops->close(&R.side[0]);
 		return 2;
 	}
-	t0 = now_ms();
-	if (!check_revs(&R, -1, NULL))
+	t0 = conf_now_ms();
+	if (!conf_check_revs(&R, -1, NULL))
 		seq_ok = false;
 	if (seq_ok && scen) {
 		int f = scenarios_run(&R, &R.passed);
@@ -896,7 +546,7 @@ int main(int argc, char **argv)
 		struct cop op;
 
 		if (idx == next_expiry) {
-			if (!expiry_phase(&R, idx, (int)expiries_done + 1)) {
+			if (!phase_expiry(&R, idx, (int)expiries_done + 1)) {
 				R.failed++;
 				seq_ok = false;
 				break;
@@ -909,21 +559,21 @@ int main(int argc, char **argv)
 			                  : -1;
 		}
 		gen_op(&R.rng, &R.g, &op);
-		if (!step(&R, idx, &op))
+		if (!conf_step(&R, idx, &op))
 			seq_ok = false;
 		cop_free(&op);
-		poll_watches(&R, 0);
+		watches_poll(&R, 0);
 	}
 	if (seq_ok) {
-		seq_ok =
-		    compare_all(&R, R.nops, 0) &&
-		    (R.g.compact == 0 || compare_all(&R, R.nops, R.g.compact));
+		seq_ok = conf_compare_all(&R, R.nops, 0) &&
+		         (R.g.compact == 0 ||
+		          conf_compare_all(&R, R.nops, R.g.compact));
 		if (seq_ok && R.g.leases) {
 			struct cop op;
 
 			memset(&op, 0, sizeof(op));
 			op.kind = C_LEASE_LIST;
-			seq_ok = step(&R, R.nops, &op);
+			seq_ok = conf_step(&R, R.nops, &op);
 		}
 		for (i = 1; seq_ok && i <= nleases; i++) {
 			int a = R.side[0].ops->lease_alive(&R.side[0],
@@ -934,9 +584,9 @@ int main(int argc, char **argv)
 			if (a != b) {
 				printf("lease L%d: alive A %d, B %d\n", i, a,
 				       b);
-				diff_header(&R, R.nops,
-				            "lease liveness differs");
-				diff_footer(&R);
+				conf_diff_header(&R, R.nops,
+				                 "lease liveness differs");
+				conf_diff_footer(&R);
 				seq_ok = false;
 			}
 		}
@@ -947,48 +597,24 @@ int main(int argc, char **argv)
 		printf("ok - %ld ops: every answer and revision agrees (%lld "
 		       "revisions, compacted at %lld, %lld leases, %.1f s)\n",
 		       R.nops, (long long)R.g.cur, (long long)R.g.compact,
-		       (long long)nleases, (double)(now_ms() - t0) / 1000);
+		       (long long)nleases, (double)(conf_now_ms() - t0) / 1000);
 	} else if (!skip_seq_count) {
 		R.failed++;
 		printf("not ok - op sequence (seed %llu)\n",
 		       (unsigned long long)R.seed);
 	}
-	if (seq_ok && nwatches && !wait_watches(&R, R.g.cur, R.nops)) {
+	if (seq_ok && watches_count() && !watches_wait(&R, R.g.cur, R.nops)) {
 		R.failed++;
 		seq_ok = false;
 	} else if (seq_ok) {
-		for (i = 0; i < nwatches; i++) {
-			if (compare_watch(&R, i)) {
-				R.passed++;
-				printf(
-				    "ok - watch #%d kind %d from rev %lld: %zu "
-				    "events agree%s\n",
-				    i, watches[i].kind,
-				    (long long)watches[i].start,
-				    watches[i].ev[0].n,
-				    watches[i].ev[0].end_err == 1
-				        ? " (the last: compacted)"
-				        : "");
-			} else {
-				R.failed++;
-			}
-		}
+		watches_compare_all(&R);
 	}
-	for (i = 0; i < nwatches; i++) {
-		for (s = 0; s < 2; s++) {
-			if (watches[i].w[s])
-				R.side[s].ops->watch_close(&R.side[s],
-				                           watches[i].w[s]);
-			cevlist_free(&watches[i].ev[s]);
-		}
-	}
-	nwatches = 0;
-	R.g.nwatches = 0;
+	watches_close_all(&R); /* before a reopen: eng_close needs it */
 	R.g.watches = false;
 	if (seq_ok && restart && R.side[1].ops->reopen) {
 		long more = R.nops / 5 > 0 ? R.nops / 5 : 1;
 
-		if (restart_phase(&R, more)) {
+		if (phase_restart(&R, more)) {
 			R.passed++;
 			printf("ok - %s reopened: keyspace, compaction, leases "
 			       "and %ld more ops agree\n",
