@@ -404,3 +404,20 @@ assert_true "an empty namespace survives a remount" test -d "$N/empty"
 (cd "$N" && find . | sort | xargs stat -c '%n %i') >"$T/ino.after"
 assert_true "inode numbers are the same after a remount" \
 	diff "$T/ino.before" "$T/ino.after"
+
+# ----------------------------------------- ls -l is one readdirplus stream
+# With -d libfuse logs every request: ls -l of 300 keys after a fresh mount
+# must cost no LOOKUP per entry (readdirplus returns the attributes).
+"$RVT" mkmany "$N" many 0 300 2
+assert_stop "unmount"
+rv_start main -d || exit 1
+N=$MNT/t
+ls "$MNT" >/dev/null
+before=$(grep -c 'opcode: LOOKUP' "$RV_LOG")
+n=$(ls -l "$N" | grep -c ' many[0-9]*$')
+assert_eq "ls -l after a fresh mount lists the 300 keys" 300 "$n"
+lookups=$(($(grep -c 'opcode: LOOKUP' "$RV_LOG") - before))
+assert_true "ls -l of 300 keys sent $lookups LOOKUP requests (at most 3)" \
+	test "$lookups" -le 3
+assert_true "... and was served by READDIRPLUS" \
+	grep -q 'opcode: READDIRPLUS' "$RV_LOG"
