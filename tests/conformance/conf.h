@@ -137,14 +137,17 @@ struct side_ops {
 
 struct side {
 	const struct side_ops *ops;
-	int idx;       /* 0 or 1: which column of the lease table */
-	char name[64]; /* for messages */
-	long nranges;  /* lone ranges so far */
+	int idx;        /* 0 or 1: which column of the lease table */
+	char name[400]; /* for messages */
+	long nranges;   /* lone ranges so far */
 	void *impl;
 };
 
 /* side_engine.c: open the engine in `dir` (created by the caller). */
 int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms);
+/* ... or the engine API's etcd backend (eng_open_etcd) on an etcd. */
+int side_engine_open_etcd(struct side *s, int idx, const char *endpoint,
+                          int progress_ms);
 /* side_etcd.c */
 int side_etcd_open(struct side *s, int idx, const char *endpoint);
 

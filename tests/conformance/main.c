@@ -372,20 +372,23 @@ const struct gen_state *conf_gen(struct conf_run *R)
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f, "usage: conformance --endpoint URL [--endpoint2 URL] [--seed S] "
-	       "[--ops N]\n"
-	       "                   [--expiries K] [--no-leases] "
-	       "[--no-watches] [--max-watches N]\n"
-	       "                   [--dir DIR] [--progress-ms MS] "
-	       "[--verbose] [--corrupt OP]\n"
-	       "                   [--no-scenarios] [--no-restart]\n"
-	       "Side A is the etcd at --endpoint; side B is the revfs engine "
-	       "in a fresh\n"
-	       "directory (under --dir, default $TMPDIR), or the etcd at "
-	       "--endpoint2.  --corrupt falsifies B's answer at op OP (a "
-	       "check of the checker:\n"
-	       "the run must then fail).\n");
+	fprintf(f,
+	        "usage: conformance --endpoint URL [--endpoint2 URL | "
+	        "--engine-etcd URL] [--seed S] "
+	        "[--ops N]\n"
+	        "                   [--expiries K] [--no-leases] "
+	        "[--no-watches] [--max-watches N]\n"
+	        "                   [--dir DIR] [--progress-ms MS] "
+	        "[--verbose] [--corrupt OP]\n"
+	        "                   [--no-scenarios] [--no-restart]\n"
+	        "Side A is the etcd at --endpoint; side B is the revfs engine "
+	        "in a fresh\n"
+	        "directory (under --dir, default $TMPDIR), or the etcd at "
+	        "--endpoint2, or the\n"
+	        "engine's etcd backend (eng_open_etcd) on the etcd at "
+	        "--engine-etcd.  --corrupt\n"
+	        "falsifies B's answer at op OP (a check of the checker: the "
+	        "run must then fail).\n");
 }
 
 int main(int argc, char **argv)
@@ -393,6 +396,7 @@ int main(int argc, char **argv)
 	static const struct option lopts[] = {
 	    {"endpoint", required_argument, NULL, 'e'},
 	    {"endpoint2", required_argument, NULL, 'E'},
+	    {"engine-etcd", required_argument, NULL, 'B'},
 	    {"seed", required_argument, NULL, 's'},
 	    {"ops", required_argument, NULL, 'n'},
 	    {"expiries", required_argument, NULL, 'x'},
@@ -408,7 +412,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *ep = NULL, *ep2 = NULL, *dirbase = NULL;
+	const char *ep = NULL, *ep2 = NULL, *epb = NULL, *dirbase = NULL;
 	char dir[4096] = "", replay[8192];
 	struct conf_run R;
 	struct timeval tv;
@@ -436,6 +440,9 @@ int main(int argc, char **argv)
 			break;
 		case 'E':
 			ep2 = optarg;
+			break;
+		case 'B':
+			epb = optarg;
 			break;
 		case 's':
 			R.seed = strtoull(optarg, NULL, 0);
@@ -491,13 +498,18 @@ int main(int argc, char **argv)
 		R.expiries = 0;
 	R.rng.s = R.seed;
 	snprintf(replay, sizeof(replay), "%s --endpoint URL%s%s%s%s", argv[0],
-	         ep2 ? " --endpoint2 URL2" : "",
+	         ep2   ? " --endpoint2 URL2"
+	         : epb ? " --engine-etcd URL2"
+	               : "",
 	         R.g.leases ? "" : " --no-leases",
 	         R.g.watches ? "" : " --no-watches",
 	         R.expiries != 2 && R.g.leases ? " --expiries K" : "");
 	R.replay = replay;
 	printf("conformance: seed %llu, %ld ops, A = etcd, B = %s\n",
-	       (unsigned long long)R.seed, R.nops, ep2 ? "etcd" : "engine");
+	       (unsigned long long)R.seed, R.nops,
+	       ep2   ? "etcd"
+	       : epb ? "the engine's etcd backend"
+	             : "engine");
 	fflush(stdout);
 
 	rc = side_etcd_open(&R.side[0], 0, ep);
@@ -507,6 +519,8 @@ int main(int argc, char **argv)
 	}
 	if (ep2) {
 		rc = side_etcd_open(&R.side[1], 1, ep2);
+	} else if (epb) {
+		rc = side_engine_open_etcd(&R.side[1], 1, epb, progress_ms);
 	} else {
 		snprintf(dir, sizeof(dir), "%s/revfs-conf.XXXXXX",
 		         dirbase            ? dirbase

@@ -1,14 +1,15 @@
 #!/bin/bash
 # tests/conformance/run.sh — compare the revfs engine with a real etcd.
 #
-#   tests/conformance/run.sh [--self] [conformance options...]
+#   tests/conformance/run.sh [--self | --etcd-backend] [conformance options...]
 #
 # Starts Debian's etcd (/usr/bin/etcd) on free loopback ports with its own
 # mktemp -d data directory, waits until it is healthy, and runs
 # build/conformance against it: one seeded random sequence of operations
 # replayed on etcd and on the engine, every answer compared (see
 # docs/conformance.md).  With --self the second side is a second fresh etcd
-# instead of the engine: the test's self-check.  Environment: SEED (default:
+# instead of the engine: the test's self-check.  With --etcd-backend side B
+# is the engine API's etcd backend (eng_open_etcd) on a second fresh etcd.  Environment: SEED (default:
 # from the clock, printed), OPS (default 2000), CONF_BIN (default
 # build/conformance), ETCD (default: etcd from PATH, Debian's /usr/bin/etcd).  Everything started here is killed and every directory
 # removed on any exit.  --self also checks the checker: a run in which one
@@ -24,6 +25,9 @@ SEED=${SEED:-$(( $(date +%s%N) / 1000 % 1000000000 ))}
 MODE=engine
 if [ "${1:-}" = "--self" ]; then
 	MODE=self
+	shift
+elif [ "${1:-}" = "--etcd-backend" ]; then
+	MODE=etcd-backend
 	shift
 fi
 
@@ -133,6 +137,9 @@ ARGS=(--endpoint "$A" --seed "$SEED" --ops "$OPS")
 if [ "$MODE" = self ]; then
 	start_etcd b
 	ARGS+=(--endpoint2 "$URL")
+elif [ "$MODE" = etcd-backend ]; then
+	start_etcd b
+	ARGS+=(--engine-etcd "$URL")
 fi
 echo "# conformance ($MODE): etcd $("$ETCD" --version | head -n 1 | sed 's/.*: //') at $A, seed $SEED, $OPS ops"
 "$BIN" "${ARGS[@]}" "$@" 2>&1 | tee "$TMP/run.out"

@@ -27,7 +27,8 @@ static void engine_log(void *arg, enum eng_log_level level, const char *msg)
 
 struct engine_side {
 	eng *e;
-	char dir[4096];
+	char dir[4096];     /* the embedded backend's store, or */
+	char etcd_url[256]; /* the etcd backend's endpoint */
 	int progress_ms;
 };
 
@@ -44,6 +45,16 @@ static int engine_open(struct engine_side *es)
 	opt.sync = ENG_SYNC_NONE;
 	opt.progress_interval_ms = es->progress_ms;
 	opt.log = engine_log;
+	if (es->etcd_url[0]) {
+		const char *eps[1] = {es->etcd_url};
+		struct eng_etcd_options eo;
+
+		eng_etcd_options_init(&eo);
+		eo.endpoints = eps;
+		eo.nendpoints = 1;
+		eo.timeout_ms = 30000; /* physical compactions */
+		return eng_open_etcd(&eo, &opt, &es->e);
+	}
 	return eng_open(es->dir, &opt, &es->e);
 }
 
@@ -336,24 +347,44 @@ static const struct side_ops engine_ops = {
     .close = g_close,
 };
 
-int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms)
+static int side_open(struct side *s, int idx, struct engine_side *es,
+                     const char *what)
 {
-	struct engine_side *es = calloc(1, sizeof(*es));
-	int rc;
+	int rc = engine_open(es);
 
 	memset(s, 0, sizeof(*s));
-	if (!es)
-		return ENG_E_NOMEM;
-	snprintf(es->dir, sizeof(es->dir), "%s", dir);
-	es->progress_ms = progress_ms;
-	rc = engine_open(es);
 	if (rc) {
 		free(es);
 		return rc;
 	}
-	snprintf(s->name, sizeof(s->name), "engine %s", dir);
+	snprintf(s->name, sizeof(s->name), "engine %s", what);
 	s->ops = &engine_ops;
 	s->idx = idx;
 	s->impl = es;
 	return 0;
+}
+
+int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms)
+{
+	struct engine_side *es = calloc(1, sizeof(*es));
+
+	if (!es)
+		return ENG_E_NOMEM;
+	snprintf(es->dir, sizeof(es->dir), "%s", dir);
+	es->progress_ms = progress_ms;
+	return side_open(s, idx, es, dir);
+}
+
+int side_engine_open_etcd(struct side *s, int idx, const char *endpoint,
+                          int progress_ms)
+{
+	struct engine_side *es = calloc(1, sizeof(*es));
+	char what[300];
+
+	if (!es)
+		return ENG_E_NOMEM;
+	snprintf(es->etcd_url, sizeof(es->etcd_url), "%s", endpoint);
+	es->progress_ms = progress_ms;
+	snprintf(what, sizeof(what), "(etcd backend) on %s", endpoint);
+	return side_open(s, idx, es, what);
 }
