@@ -11,8 +11,16 @@
  *
  * Threads: libfuse's multi-threaded session loop serves requests; the fs's
  * notifier thread invalidates kernel caches; the engine has its own
- * (committer, leases, watches, compaction).  Signals are handled by
- * libfuse's handlers, which end the session loop.
+ * (committer, leases, watches, compaction); a signal thread waits for
+ * SIGTERM/SIGINT/SIGHUP (blocked in every other thread).
+ *
+ * Shutdown order matters: the notifier may be inside the kernel waiting
+ * for a directory lock held by a request that only a worker thread can
+ * answer.  So on a signal the notifier is stopped first, while the workers
+ * still serve, and only then is the session loop ended (fuse_session_exit
+ * and SIGUSR1 to the main thread, whose wait in the loop it interrupts).
+ * When the loop ends by `fusermount3 -u`, the kernel has already ended
+ * every request, so stopping the notifier afterwards cannot block.
  */
 #include "fs/fs.h"
 #include "rv_log.h"
@@ -21,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +73,11 @@ static void usage(const char *prog)
 	       "  ro                 read-only\n"
 	       "  loglevel=L         err | warn | info (default) | debug\n"
 	       "  attr_timeout=SEC   kernel cache timeout (default 60)\n"
+	       "  backend=etcd       use an etcd cluster instead of data=\n"
+	       "  endpoints=URLS     its client URLs, separated by |\n"
+	       "  etcd_cacert=, etcd_cert=, etcd_key=  TLS files (PEM)\n"
+	       "  etcd_user=, etcd_password=          etcd auth\n"
+	       "  etcd_timeout=DUR   one etcd request (default 5s)\n"
 	       "\n"
 	       "FUSE options (-o): allow_other, allow_root, "
 	       "default_permissions,\n"
@@ -147,6 +161,96 @@ static int detach(int *report_fd)
 	return 0;
 }
 
+static bool is_etcd(const struct rv_opts *o)
+{
+	return o->backend && strcmp(o->backend, "etcd") == 0;
+}
+
+/* backend=etcd: endpoints=URL1|URL2|... (docs/etcd-backend.md). */
+static int open_etcd(const struct rv_opts *o, const struct eng_options *eo,
+                     eng **e)
+{
+	struct eng_etcd_options xo;
+	const char *eps[16];
+	char *list = strdup(o->endpoints), *save = NULL, *tok;
+	size_t n = 0;
+	int rc;
+
+	if (!list)
+		return ENG_E_NOMEM;
+	for (tok = strtok_r(list, "|", &save); tok && n < 16;
+	     tok = strtok_r(NULL, "|", &save))
+		eps[n++] = tok;
+	eng_etcd_options_init(&xo);
+	xo.endpoints = eps;
+	xo.nendpoints = n;
+	xo.ca_file = o->etcd_cacert;
+	xo.cert_file = o->etcd_cert;
+	xo.key_file = o->etcd_key;
+	xo.user = o->etcd_user;
+	xo.password = o->etcd_password;
+	if (o->etcd_timeout_ms)
+		xo.timeout_ms = (long)o->etcd_timeout_ms;
+	rc = eng_open_etcd(&xo, eo, e);
+	free(list);
+	return rc;
+}
+
+/* The signal thread (see the top of the file). */
+struct rv_sig {
+	pthread_t main_thread;
+	pthread_t thread;
+	struct fs *fs;
+	struct fuse_session *se;
+	volatile int done; /* the loop ended by itself: just return */
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig; /* only interrupts the main thread's wait */
+}
+
+static void *sig_main(void *arg)
+{
+	struct rv_sig *s = arg;
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
+	while (sigwait(&set, &sig) != 0)
+		;
+	if (s->done)
+		return NULL;
+	rv_log(ENG_LOG_INFO, "signal %d (%s): unmounting", sig, strsignal(sig));
+	fs_stop_notifier(s->fs);
+	fuse_session_exit(s->se);
+	pthread_kill(s->main_thread, SIGUSR1);
+	return NULL;
+}
+
+/* Block the shutdown signals in this thread and every thread it starts. */
+static void block_signals(void)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1; /* no SA_RESTART: the wait returns EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 static void quiet_stdio(void)
 {
 	int fd = open("/dev/null", O_RDWR);
@@ -170,8 +274,10 @@ int main(int argc, char **argv)
 	eng *e = NULL;
 	char err[512], msg[PATH_MAX + 512], mnt[PATH_MAX];
 	int report_fd = -1, rc, ret = 1;
-	bool mounted = false, handlers = false;
+	bool mounted = false, sig_started = false;
+	struct rv_sig sig = {0};
 	struct stat st;
+	const char *src = "";
 
 	if (rv_opts_parse(argc, argv, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "revfs: %s\n(try --help)\n", err);
@@ -207,8 +313,11 @@ int main(int argc, char **argv)
 		}
 		rv_log_set_syslog(true);
 	}
+	/* Before any thread exists (the engine's, libfuse's). */
+	block_signals();
 
-	rc = make_parents(o.data_dir);
+	src = is_etcd(&o) ? o.endpoints : o.data_dir;
+	rc = is_etcd(&o) ? 0 : make_parents(o.data_dir);
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot create '%s': %s", o.data_dir,
 		         strerror(-rc));
@@ -228,10 +337,11 @@ int main(int argc, char **argv)
 	if (o.progress_ms)
 		eo.progress_interval_ms = (int)o.progress_ms;
 	eo.log = rv_log_eng_sink;
-	rc = eng_open(o.data_dir, &eo, &e);
+	rc = is_etcd(&o) ? open_etcd(&o, &eo, &e)
+	                 : eng_open(o.data_dir, &eo, &e);
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot open the store '%s': %s",
-		         o.data_dir, eng_strerror(rc));
+		         src, eng_strerror(rc));
 		goto fail;
 	}
 
@@ -254,10 +364,10 @@ int main(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto fail;
 	}
-	if (!strstr(o.data_dir, ",")) {
+	if (!strstr(src, ",")) {
 		char fsname[PATH_MAX + 16];
 
-		snprintf(fsname, sizeof(fsname), "-ofsname=%s", o.data_dir);
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s", src);
 		fuse_opt_add_arg(&o.fargs, fsname);
 	}
 	se = fuse_session_new(&o.fargs, fs_lowlevel_ops(),
@@ -266,16 +376,19 @@ int main(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "bad FUSE options (see the log)");
 		goto fail;
 	}
-	if (fuse_set_signal_handlers(se) != 0) {
-		snprintf(msg, sizeof(msg), "cannot install signal handlers");
-		goto fail;
-	}
-	handlers = true;
 	if (fuse_session_mount(se, mnt) != 0) {
 		snprintf(msg, sizeof(msg), "cannot mount on '%s'", mnt);
 		goto fail;
 	}
 	mounted = true;
+	sig.main_thread = pthread_self();
+	sig.fs = fs;
+	sig.se = se;
+	if (pthread_create(&sig.thread, NULL, sig_main, &sig) != 0) {
+		snprintf(msg, sizeof(msg), "cannot start the signal thread");
+		goto fail;
+	}
+	sig_started = true;
 	rc = fs_start_notifier(fs, se);
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot watch the store: %s",
@@ -283,8 +396,8 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	rv_log(ENG_LOG_INFO,
-	       "mounted '%s' on '%s' (prefix '%s', revision %lld)", o.data_dir,
-	       mnt, fc.prefix, (long long)eng_current_rev(e));
+	       "mounted '%s' on '%s' (prefix '%s', revision %lld)", src, mnt,
+	       fc.prefix, (long long)eng_current_rev(e));
 	report(report_fd, "");
 	report_fd = -1;
 	if (!o.foreground) {
@@ -328,13 +441,17 @@ fail:
 	}
 	ret = 1;
 out:
+	if (sig_started) {
+		/* Wake the signal thread if the loop ended by itself. */
+		sig.done = 1;
+		pthread_kill(sig.thread, SIGUSR2);
+		pthread_join(sig.thread, NULL);
+	}
 	if (fs)
 		fs_stop_notifier(fs);
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);
-		if (handlers)
-			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fs_free(fs); /* commits buffers of files still open */

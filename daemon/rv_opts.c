@@ -3,7 +3,8 @@
  *
  * libfuse's fuse_opt_parse walks argv; revfs's own -o options (data=,
  * prefix=, progress=, auto_compact=, quota=, max_value=, sync=, loglevel=,
- * attr_timeout=) are taken out and validated here, everything else (ro,
+ * attr_timeout=, and backend=, endpoints=, etcd_*= for the etcd backend)
+ * are taken out and validated here, everything else (ro,
  * allow_other, default_permissions, fsname=, ...) stays in fargs for
  * fuse_session_new(), which rejects what it does not know.  `ro` is both: a
  * mount flag and the store's read-only mode.  Up to two non-option
@@ -218,7 +219,10 @@ static int own_option(struct parse_ctx *c, const char *arg)
 #define IS(name) (nl == strlen(name) && strncmp(arg, name, nl) == 0)
 	if (!(IS("data") || IS("prefix") || IS("progress") ||
 	      IS("auto_compact") || IS("quota") || IS("max_value") ||
-	      IS("sync") || IS("loglevel") || IS("attr_timeout")))
+	      IS("sync") || IS("loglevel") || IS("attr_timeout") ||
+	      IS("backend") || IS("endpoints") || IS("etcd_cacert") ||
+	      IS("etcd_cert") || IS("etcd_key") || IS("etcd_user") ||
+	      IS("etcd_password") || IS("etcd_timeout")))
 		return 0;
 	if (!v) {
 		snprintf(c->err, c->errlen, "option '%s' needs a value", arg);
@@ -260,6 +264,33 @@ static int own_option(struct parse_ctx *c, const char *arg)
 		if (end == v || *end || d < 0 || d > 86400)
 			goto bad;
 		o->attr_timeout = d;
+	} else if (IS("backend")) {
+		if ((strcmp(v, "local") != 0 && strcmp(v, "etcd") != 0) ||
+		    set_str(&o->backend, v) < 0)
+			goto bad;
+	} else if (IS("endpoints")) {
+		if (!*v || set_str(&o->endpoints, v) < 0)
+			goto bad;
+	} else if (IS("etcd_cacert")) {
+		if (set_str(&o->etcd_cacert, v) < 0)
+			goto bad;
+	} else if (IS("etcd_cert")) {
+		if (set_str(&o->etcd_cert, v) < 0)
+			goto bad;
+	} else if (IS("etcd_key")) {
+		if (set_str(&o->etcd_key, v) < 0)
+			goto bad;
+	} else if (IS("etcd_user")) {
+		if (set_str(&o->etcd_user, v) < 0)
+			goto bad;
+	} else if (IS("etcd_password")) {
+		if (set_str(&o->etcd_password, v) < 0)
+			goto bad;
+	} else if (IS("etcd_timeout")) {
+		if (rv_parse_duration_ms(v, &ms) < 0 || ms < 100 ||
+		    ms > 3600000)
+			goto bad;
+		o->etcd_timeout_ms = ms;
 	}
 #undef IS
 	return 1;
@@ -349,6 +380,18 @@ int rv_opts_parse(int argc, char **argv, struct rv_opts *o, char *err,
 		snprintf(err, errlen, "no mountpoint given");
 		return -1;
 	}
+	if (o->backend && strcmp(o->backend, "etcd") == 0) {
+		if (!o->endpoints) {
+			snprintf(err, errlen,
+			         "backend=etcd needs endpoints=URL[|URL...]");
+			return -1;
+		}
+		return 0; /* no data directory */
+	}
+	if (o->endpoints) {
+		snprintf(err, errlen, "endpoints= needs backend=etcd");
+		return -1;
+	}
 	if (!o->data_dir && o->source && strcmp(o->source, "revfs") != 0 &&
 	    strcmp(o->source, "none") != 0 && set_str(&o->data_dir, o->source))
 		return -1;
@@ -371,5 +414,14 @@ void rv_opts_free(struct rv_opts *o)
 	free(o->prefix);
 	free(o->source);
 	free(o->mountpoint);
+	free(o->backend);
+	free(o->endpoints);
+	free(o->etcd_cacert);
+	free(o->etcd_cert);
+	free(o->etcd_key);
+	free(o->etcd_user);
+	free(o->etcd_password);
 	o->data_dir = o->prefix = o->source = o->mountpoint = NULL;
+	o->backend = o->endpoints = o->etcd_cacert = o->etcd_cert = NULL;
+	o->etcd_key = o->etcd_user = o->etcd_password = NULL;
 }

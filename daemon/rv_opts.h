@@ -32,9 +32,18 @@ struct rv_opts {
 	bool single_thread;
 	bool help;
 	bool version;
-	char *source;           /* malloc'd or NULL */
-	char *mountpoint;       /* malloc'd or NULL */
-	struct fuse_args fargs; /* the options libfuse gets */
+	/* backend=etcd (docs/etcd-backend.md); all malloc'd or NULL */
+	char *backend;     /* NULL or "local": LevelDB in data_dir */
+	char *endpoints;   /* "URL1|URL2|..." */
+	char *etcd_cacert; /* TLS CA bundle */
+	char *etcd_cert;   /* TLS client certificate */
+	char *etcd_key;    /* its key */
+	char *etcd_user;
+	char *etcd_password;
+	int64_t etcd_timeout_ms; /* one request; 0: the default */
+	char *source;            /* malloc'd or NULL */
+	char *mountpoint;        /* malloc'd or NULL */
+	struct fuse_args fargs;  /* the options libfuse gets */
 };
 
 /* "1536K", "2G", "100" -> bytes.  0 or -1. */

@@ -521,7 +521,7 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	                    .value_len = 0};
 	struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
 
-	rc = eng_txn(fs->e, &t, &tr);
+	rc = fs_eng_txn(fs, &t, &tr);
 	if (rc < 0) {
 		rc = -fs_errno(rc);
 		goto fail;
@@ -530,7 +530,6 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -EEXIST;
 		goto fail;
 	}
-	fs_own_rev(fs, tr.header_rev);
 	struct fs_inode *in = fs_inode_get(fs, FS_I_DIR, 0, 0, key, key_len, 1);
 	struct fuse_entry_param ep = {0};
 
@@ -595,7 +594,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	    .type = ENG_OP_DELETE, .key = key, .key_len = key_len};
 	struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
 
-	rc = eng_txn(fs->e, &t, &tr);
+	rc = fs_eng_txn(fs, &t, &tr);
 	if (rc < 0) {
 		rc = -fs_errno(rc);
 		goto fail;
@@ -604,7 +603,6 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOTEMPTY;
 		goto fail;
 	}
-	fs_own_rev(fs, tr.header_rev);
 	if (tr.nres == 1 && tr.res[0].deleted == 0) {
 		/* No marker: fine if the directory is gone anyway. */
 		rc = fs_prefix_exists(fs, key, key_len, 0, NULL);

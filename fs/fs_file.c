@@ -163,10 +163,10 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 		struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
 		struct eng_txn_res tr = {0};
 
-		rc = eng_txn(fs->e, &t, &tr);
+		rc = fs_eng_txn(fs, &t, &tr);
 		if (rc == ENG_E_LEASE_NOT_FOUND) {
 			op.lease = 0;
-			rc = eng_txn(fs->e, &t, &tr);
+			rc = fs_eng_txn(fs, &t, &tr);
 		}
 		if (rc == 0 && !tr.succeeded)
 			rc = 1;
@@ -182,13 +182,13 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 			return -ESTALE;
 		}
 	} else {
-		rc = eng_put(fs->e, key, key_len, wb->data ? wb->data : "",
-		             wb->len, wb->lease, &rev, NULL);
+		rc = fs_eng_put(fs, key, key_len, wb->data ? wb->data : "",
+		                wb->len, wb->lease, &rev, NULL);
 		/* The key's lease expired meanwhile: keep the data. */
 		if (rc == ENG_E_LEASE_NOT_FOUND)
-			rc = eng_put(fs->e, key, key_len,
-			             wb->data ? wb->data : "", wb->len, 0, &rev,
-			             NULL);
+			rc = fs_eng_put(fs, key, key_len,
+			                wb->data ? wb->data : "", wb->len, 0,
+			                &rev, NULL);
 	}
 	if (rc < 0) {
 		fs_logf(rc == ENG_E_IO ? ENG_LOG_ERR : ENG_LOG_INFO,
@@ -201,7 +201,6 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	}
 	fs_logf(ENG_LOG_DEBUG, "commit '%s' (%zu bytes) at revision %lld", key,
 	        wb->len, (long long)rev);
-	fs_own_rev(fs, rev);
 	wb->dirty = false;
 	wb->written = false;
 	/* The kernel's pages were written through: drop them at next open. */
@@ -511,67 +510,58 @@ fail:
 	fs_reply_err(req, -rc, "create", "'%s'", name);
 }
 
+/* Copy [off, off + size) of src (len bytes) into buf; the count. */
+static size_t copy_range(char *buf, const char *src, size_t len, size_t size,
+                         off_t off)
+{
+	size_t n;
+
+	if (off < 0 || (size_t)off >= len)
+		return 0;
+	n = len - (size_t)off < size ? len - (size_t)off : size;
+	memcpy(buf, src + off, n);
+	return n;
+}
+
+/*
+ * Every read copies into its own buffer and replies from it: once the
+ * reply is written the kernel may release the handle (and forget the
+ * inode) at once, from another thread, so nothing of theirs may be touched
+ * after fuse_reply_buf(), not even a lock.
+ */
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fh_of(fi);
 	struct fs_inode *in = fh->in;
-	const char *src = NULL;
-	size_t len = 0;
+	char *buf = malloc(size ? size : 1);
+	ssize_t n = 0;
 
+	if (!buf) {
+		fs_reply_err(req, ENOMEM, "read", "buffer of %zu bytes", size);
+		return;
+	}
 	if (fh->hist) {
-		char *buf = malloc(size ? size : 1);
-		ssize_t n;
-
-		if (!buf) {
-			fs_reply_err(req, ENOMEM, "read", "buffer");
-			return;
-		}
 		n = fs_hist_read(fh->hist, buf, size, off);
-		if (n < 0)
-			fs_reply_err(req, (int)-n, "read", "'%s@history'",
-			             in->key);
-		else
-			fuse_reply_buf(req, buf, (size_t)n);
-		free(buf);
-		return;
-	}
-	if (in->kind == FS_I_SPECIAL) {
+	} else if (in->kind == FS_I_SPECIAL) {
 		pthread_mutex_lock(&fh->lock);
-		if (off < 0 || (size_t)off >= fh->slen)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, fh->sbuf + off,
-			               fh->slen - (size_t)off < size
-			                   ? fh->slen - (size_t)off
-			                   : size);
+		n = (ssize_t)copy_range(buf, fh->sbuf, fh->slen, size, off);
 		pthread_mutex_unlock(&fh->lock);
-		return;
-	}
-	if (fh->writer || fh->from_wbuf) {
+	} else if (fh->writer || fh->from_wbuf) {
 		pthread_mutex_lock(&in->lock);
-		if (in->wbuf) {
-			src = in->wbuf->data;
-			len = in->wbuf->len;
-		}
-		if (off < 0 || (size_t)off >= len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, src + off,
-			               len - (size_t)off < size
-			                   ? len - (size_t)off
-			                   : size);
+		if (in->wbuf)
+			n = (ssize_t)copy_range(buf, in->wbuf->data,
+			                        in->wbuf->len, size, off);
 		pthread_mutex_unlock(&in->lock);
-		return;
+	} else {
+		n = (ssize_t)copy_range(buf, fh->kv.value, fh->kv.value_len,
+		                        size, off);
 	}
-	src = fh->kv.value;
-	len = fh->kv.value_len;
-	if (off < 0 || (size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
+	if (n < 0)
+		fs_reply_err(req, (int)-n, "read", "'%s'", in->key);
 	else
-		fuse_reply_buf(req, src + off,
-		               len - (size_t)off < size ? len - (size_t)off
-		                                        : size);
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

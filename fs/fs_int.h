@@ -103,6 +103,7 @@ struct fs {
 	/* Revisions this mount committed, direct-mapped by rev (atomic
 	 * loads/stores; an overwritten slot only costs an invalidation). */
 	eng_rev_t *own_revs;
+	int own_inflight; /* commits running now (atomic) */
 };
 
 /* ---- fs_log.c ---- */
@@ -240,8 +241,21 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void fs_inval_later(struct fs *fs, fuse_ino_t ino);
 /* The same for the name `name` in directory `parent`. */
 void fs_inval_entry_later(struct fs *fs, fuse_ino_t parent, const char *name);
-/* Record a revision committed by one of this mount's operations. */
-void fs_own_rev(struct fs *fs, eng_rev_t rev);
+/*
+ * Every write of fs/ goes through these wrappers of eng_txn/eng_put/
+ * eng_delete (same arguments, the fs first): they count the commit as in
+ * flight while the engine runs it and record its revision as this mount's
+ * own if it changed something, so that the notifier can tell own events
+ * from others even when it sees the event before the call returns.
+ */
+int fs_eng_txn(struct fs *fs, const struct eng_txn *txn,
+               struct eng_txn_res *res);
+int fs_eng_put(struct fs *fs, const void *key, size_t key_len,
+               const void *value, size_t value_len, eng_lease_t lease,
+               eng_rev_t *rev, struct eng_kv *prev);
+int fs_eng_delete(struct fs *fs, const void *key, size_t key_len,
+                  const void *end, size_t end_len, int64_t *deleted,
+                  eng_rev_t *rev);
 /*
  * After this mount removed a key under `prefix` (a directory prefix): if
  * the directory has vanished with it (no marker, no key left), have the

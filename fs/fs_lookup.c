@@ -653,11 +653,9 @@ static int truncate_key(struct fs *fs, struct fs_inode *in, size_t size)
 		goto out;
 	}
 	memcpy(val, kv.value, kv.value_len < size ? kv.value_len : size);
-	rc = eng_put(fs->e, key, key_len, val, size, kv.lease, &rev, NULL);
+	rc = fs_eng_put(fs, key, key_len, val, size, kv.lease, &rev, NULL);
 	if (rc == ENG_E_LEASE_NOT_FOUND)
-		rc = eng_put(fs->e, key, key_len, val, size, 0, &rev, NULL);
-	if (rc == 0)
-		fs_own_rev(fs, rev);
+		rc = fs_eng_put(fs, key, key_len, val, size, 0, &rev, NULL);
 	rc = rc < 0 ? -fs_errno(rc) : 0;
 out:
 	free(val);
@@ -786,13 +784,11 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
 		struct eng_txn_res tr = {0};
 
-		rc = eng_txn(fs->e, &t, &tr);
+		rc = fs_eng_txn(fs, &t, &tr);
 		if (rc < 0)
 			rc = -fs_errno(rc);
 		else if (!tr.succeeded)
 			rc = -EEXIST;
-		else
-			fs_own_rev(fs, tr.header_rev);
 		eng_txn_res_release(&tr);
 	}
 	if (rc < 0) {

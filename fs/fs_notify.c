@@ -67,21 +67,94 @@ static int open_watch(struct fs *fs)
 	return rc < 0 ? -fs_errno(rc) : 0;
 }
 
-void fs_own_rev(struct fs *fs, eng_rev_t rev)
+static void own_rev(struct fs *fs, eng_rev_t rev)
 {
-	if (fs->own_revs && rev > 0)
+	if (rev > 0)
 		__atomic_store_n(&fs->own_revs[rev & (FS_OWN_REVS - 1)], rev,
-		                 __ATOMIC_RELAXED);
+		                 __ATOMIC_RELEASE);
 }
 
+static void own_begin(struct fs *fs)
+{
+	__atomic_add_fetch(&fs->own_inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+static void own_end(struct fs *fs, eng_rev_t rev)
+{
+	own_rev(fs, rev);
+	__atomic_sub_fetch(&fs->own_inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+int fs_eng_txn(struct fs *fs, const struct eng_txn *txn,
+               struct eng_txn_res *res)
+{
+	bool changed = false;
+	int rc;
+
+	own_begin(fs);
+	rc = eng_txn(fs->e, txn, res);
+	for (size_t i = 0; rc == 0 && res->succeeded && i < res->nres; i++)
+		if (res->res[i].type == ENG_OP_PUT ||
+		    (res->res[i].type == ENG_OP_DELETE && res->res[i].deleted))
+			changed = true;
+	own_end(fs, changed ? res->header_rev : 0);
+	return rc;
+}
+
+int fs_eng_put(struct fs *fs, const void *key, size_t key_len,
+               const void *value, size_t value_len, eng_lease_t lease,
+               eng_rev_t *rev, struct eng_kv *prev)
+{
+	eng_rev_t r = 0;
+	int rc;
+
+	own_begin(fs);
+	rc = eng_put(fs->e, key, key_len, value, value_len, lease, &r, prev);
+	own_end(fs, rc == 0 ? r : 0);
+	if (rev)
+		*rev = r;
+	return rc;
+}
+
+int fs_eng_delete(struct fs *fs, const void *key, size_t key_len,
+                  const void *end, size_t end_len, int64_t *deleted,
+                  eng_rev_t *rev)
+{
+	int64_t d = 0;
+	eng_rev_t r = 0;
+	int rc;
+
+	own_begin(fs);
+	rc = eng_delete(fs->e, key, key_len, end, end_len, &d, &r);
+	own_end(fs, rc == 0 && d > 0 ? r : 0);
+	if (deleted)
+		*deleted = d;
+	if (rev)
+		*rev = r;
+	return rc;
+}
+
+/*
+ * Was rev committed by this mount?  A commit may still be between the
+ * engine's publication of its event and the recording of its revision: if
+ * commits are in flight, give them a moment (at most ~20 ms per revision).
+ */
 static bool is_own_rev(struct fs *fs, eng_rev_t rev)
 {
-	return fs->own_revs &&
-	       __atomic_load_n(&fs->own_revs[rev & (FS_OWN_REVS - 1)],
-	                       __ATOMIC_RELAXED) == rev;
+	for (int i = 0; i < 20; i++) {
+		if (__atomic_load_n(&fs->own_revs[rev & (FS_OWN_REVS - 1)],
+		                    __ATOMIC_ACQUIRE) == rev)
+			return true;
+		if (__atomic_load_n(&fs->own_inflight, __ATOMIC_SEQ_CST) == 0)
+			return __atomic_load_n(
+			           &fs->own_revs[rev & (FS_OWN_REVS - 1)],
+			           __ATOMIC_ACQUIRE) == rev;
+		usleep(1000);
+	}
+	return false;
 }
 
-static void invalidate(struct fs *fs, const struct eng_kv *kv)
+static void invalidate(struct fs *fs, const struct eng_kv *kv, bool own)
 {
 	char name[FS_NAME_MAX + 1];
 	fuse_ino_t ino, parent;
@@ -92,7 +165,7 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv)
 	if (kv->key_len < fs->prefix_len ||
 	    memcmp(kv->key, fs->prefix, fs->prefix_len) != 0)
 		return;
-	if (is_own_rev(fs, kv->mod_rev)) {
+	if (own) {
 		ino =
 		    dir ? 0
 		        : fs_inode_ino_of(fs, FS_I_FILE, kv->key, kv->key_len);
@@ -221,12 +294,22 @@ static void *notify_main(void *arg)
 		       0) {
 			bool reopen = false;
 
+			eng_rev_t seen = 0;
+			bool own = false;
+
 			for (int i = 0; i < n; i++) {
-				if (evs[i].type == ENG_EV_PUT ||
-				    evs[i].type == ENG_EV_DELETE)
-					invalidate(fs, &evs[i].kv);
-				else if (evs[i].type == ENG_EV_COMPACTED)
-					reopen = true;
+				if (evs[i].type != ENG_EV_PUT &&
+				    evs[i].type != ENG_EV_DELETE) {
+					if (evs[i].type == ENG_EV_COMPACTED)
+						reopen = true;
+					continue;
+				}
+				/* One decision per revision. */
+				if (evs[i].kv.mod_rev != seen) {
+					seen = evs[i].kv.mod_rev;
+					own = is_own_rev(fs, seen);
+				}
+				invalidate(fs, &evs[i].kv, own);
 			}
 			if (reopen) {
 				/* Fell behind a compaction: start afresh;

@@ -103,7 +103,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = fs_name_to_key(fs, p, name, false, false, &key, &key_len);
 	if (rc < 0)
 		goto fail;
-	rc = eng_delete(fs->e, key, key_len, NULL, 0, &deleted, &rev);
+	rc = fs_eng_delete(fs, key, key_len, NULL, 0, &deleted, &rev);
 	if (rc < 0) {
 		rc = -fs_errno(rc);
 		goto fail;
@@ -113,7 +113,6 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto fail;
 	}
 	if (deleted > 0) {
-		fs_own_rev(fs, rev);
 		fs_vanish_check(
 		    fs, key, fs_key_parent_len(key, key_len, fs->prefix_len));
 	}
@@ -171,10 +170,10 @@ static int rename_file(struct fs *fs, const char *src, size_t src_len,
 		struct eng_txn t = {
 		    cmps, (flags & RENAME_NOREPLACE) ? 2 : 1, ops, 2, NULL, 0};
 
-		rc = eng_txn(fs->e, &t, &tr);
+		rc = fs_eng_txn(fs, &t, &tr);
 		if (rc == ENG_E_LEASE_NOT_FOUND) {
 			ops[0].lease = 0;
-			rc = eng_txn(fs->e, &t, &tr);
+			rc = fs_eng_txn(fs, &t, &tr);
 		}
 		bool ok = rc == 0 && tr.succeeded;
 		eng_rev_t rev = tr.header_rev;
@@ -184,7 +183,6 @@ static int rename_file(struct fs *fs, const char *src, size_t src_len,
 		if (rc < 0)
 			return -fs_errno(rc);
 		if (ok) {
-			fs_own_rev(fs, rev);
 			fs_logf(ENG_LOG_DEBUG, "rename '%s' -> '%s' at %lld",
 			        src, dst, (long long)rev);
 			return 0;
@@ -295,12 +293,10 @@ static int rename_dir(struct fs *fs, const char *src, size_t src_len,
 			};
 			struct eng_txn t = {cmps, 2, ops, n + 1, NULL, 0};
 
-			rc = eng_txn(fs->e, &t, &tr);
+			rc = fs_eng_txn(fs, &t, &tr);
 			if (rc < 0)
 				rc = -fs_errno(rc);
-			else if (tr.succeeded)
-				fs_own_rev(fs, tr.header_rev);
-			else
+			else if (!tr.succeeded)
 				rc = fs_prefix_exists(fs, dlo, dst_len + 1, 0,
 				                      NULL) > 0
 				         ? -ENOTEMPTY

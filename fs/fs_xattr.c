@@ -152,13 +152,11 @@ static int set_lease(struct fs *fs, struct fs_inode *in, eng_lease_t lease)
 	                    .flags = ENG_PUT_IGNORE_VALUE};
 	struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
 
-	rc = eng_txn(fs->e, &t, &tr);
+	rc = fs_eng_txn(fs, &t, &tr);
 	if (rc < 0)
 		rc = -fs_errno(rc);
 	else if (!tr.succeeded)
 		rc = -ENOENT;
-	else
-		fs_own_rev(fs, tr.header_rev);
 	eng_txn_res_release(&tr);
 	free(key);
 	return rc;
