@@ -669,14 +669,24 @@ static int apply_txn(struct local *l, struct batch *b, struct commit_req *cr)
 
 /* ---------------------------------------------------------------- leases */
 
+/* The name a grant may take: 0 if free, 1 if taken, or an error. */
+static int lease_name_taken(struct view *v, const struct cbuf *nk)
+{
+	struct cbuf val = {0};
+	int rc = view_get(v, nk->p, nk->len, &val);
+
+	cbuf_free(&val);
+	return rc;
+}
+
 static int apply_lease_put(struct local *l, struct batch *b,
                            struct commit_req *cr)
 {
 	struct view v = {.l = l, .ro = l->ro_plain, .ov = l->ov};
 	const struct lease_rec *lr = cr->lrec;
-	struct cbuf k = {0}, val = {0}, nk = {0};
+	struct cbuf k = {0}, old = {0}, nk = {0}, rec = {0}, id = {0};
 	const char *name = lr->name;
-	size_t name_len;
+	size_t name_len = strnlen(lr->name, ENG_LEASE_NAME_MAX);
 	int rc;
 
 	if (l->base.opt.read_only) {
@@ -689,70 +699,48 @@ static int apply_lease_put(struct local *l, struct batch *b,
 		return 0;
 	}
 	rc = ENG_E_NOMEM;
-	if (codec_lease_key(&k, lr->id))
+	if (codec_lease_key(&k, lr->id) || codec_lname_key(&nk, lr->name))
 		goto out;
-	rc = view_get(&v, k.p, k.len, &val);
+	rc = view_get(&v, k.p, k.len, &old);
 	if (rc < 0)
 		goto out;
-	if (cr->lcreate && rc == 1) {
-		cr->rc = ENG_E_LEASE_EXISTS;
-		rc = 0;
-		goto out;
-	}
-	if (!cr->lcreate && rc == 0) {
-		cr->rc = ENG_E_LEASE_NOT_FOUND;
-		goto out;
-	}
-	if (!cr->lcreate) {
-		if (val.len < 8) {
+	if (cr->lcreate) {
+		if (rc == 0 && name_len)
+			rc = lease_name_taken(&v, &nk);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			cr->rc = ENG_E_LEASE_EXISTS;
+			rc = 0;
+			goto out;
+		}
+	} else {
+		if (rc == 0) {
+			cr->rc = ENG_E_LEASE_NOT_FOUND;
+			goto out;
+		}
+		if (old.len < 8) {
 			rc = ENG_E_CORRUPT;
 			goto out;
 		}
-		name = val.p + 8; /* keep the persisted name */
-		name_len = val.len - 8;
-	} else {
-		name_len = strnlen(name, ENG_LEASE_NAME_MAX);
-		if (name_len) {
-			if (codec_lname_key(&nk, name)) {
-				rc = ENG_E_NOMEM;
-				goto out;
-			}
-			rc = view_get(&v, nk.p, nk.len, &val);
-			if (rc < 0)
-				goto out;
-			if (rc == 1) {
-				cr->rc = ENG_E_LEASE_EXISTS;
-				rc = 0;
-				goto out;
-			}
-		}
+		/* A TTL change keeps the persisted name. */
+		name = old.p + 8;
+		name_len = old.len - 8;
 	}
 	rc = ENG_E_NOMEM;
-	{
-		struct cbuf rv = {0};
-
-		if (cbuf_add_be64(&rv, (uint64_t)lr->ttl) ||
-		    cbuf_add(&rv, name, name_len)) {
-			cbuf_free(&rv);
-			goto out;
-		}
-		rc = b_put(l, b, &k, &rv, true);
-		cbuf_free(&rv);
-		if (rc)
-			goto out;
-	}
-	if (cr->lcreate && name_len) {
-		val.len = 0;
-		rc = ENG_E_NOMEM;
-		if (cbuf_add_be64(&val, (uint64_t)lr->id))
-			goto out;
-		rc = b_put(l, b, &nk, &val, true);
-	}
-	rc = rc == 1 ? 0 : rc;
+	if (cbuf_add_be64(&rec, (uint64_t)lr->ttl) ||
+	    cbuf_add(&rec, name, name_len) ||
+	    cbuf_add_be64(&id, (uint64_t)lr->id))
+		goto out;
+	rc = b_put(l, b, &k, &rec, true);
+	if (!rc && cr->lcreate && name_len)
+		rc = b_put(l, b, &nk, &id, true);
 out:
 	cbuf_free(&k);
-	cbuf_free(&val);
+	cbuf_free(&old);
 	cbuf_free(&nk);
+	cbuf_free(&rec);
+	cbuf_free(&id);
 	return rc;
 }
 
