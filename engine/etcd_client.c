@@ -428,12 +428,20 @@ static struct curl_slist *make_headers(struct etcd_client *c)
 	return hdrs;
 }
 
-/* Nothing was sent: another endpoint may be tried. */
-static bool curl_not_sent(CURLcode cc)
+/* Nothing was sent: another endpoint may be tried.  A refused or
+ * unresolvable connection, or a connect that timed out (a stopped or
+ * partitioned member): curl then reports no connect time. */
+static bool curl_not_sent(CURL *h, CURLcode cc)
 {
-	return cc == CURLE_COULDNT_CONNECT ||
-	       cc == CURLE_COULDNT_RESOLVE_HOST ||
-	       cc == CURLE_COULDNT_RESOLVE_PROXY;
+	curl_off_t connected = 0;
+
+	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_RESOLVE_PROXY)
+		return true;
+	return cc == CURLE_OPERATION_TIMEDOUT &&
+	       curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected) ==
+	           CURLE_OK &&
+	       connected == 0;
 }
 
 static int curl_to_err(CURLcode cc)
@@ -488,7 +496,7 @@ static int request_once(struct etcd_client *c, const char *path,
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 		b.len = 0;
 		cc = curl_easy_perform(h);
-		if (!curl_not_sent(cc))
+		if (!curl_not_sent(h, cc))
 			break;
 		eng_logf(&c->logopt, ENG_LOG_WARN, "etcd %s: %s",
 		         c->endpoints[idx], curl_easy_strerror(cc));
@@ -1367,7 +1375,7 @@ struct etcd_watch {
 	int end_err;  /* protected by lock: error to report once drained */
 	curl_socket_t sock; /* protected by lock: the stream's socket */
 	bool stop;          /* protected by lock: close requested */
-	CURLcode cc;        /* protected by lock: how the stream ended */
+	bool not_sent;      /* protected by lock: the stream never connected */
 
 	/* thread-only: bytes of an incomplete line */
 	struct buf line;
@@ -1571,7 +1579,7 @@ static void *watch_thread(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	w->sock = CURL_SOCKET_BAD;
-	w->cc = cc;
+	w->not_sent = curl_not_sent(w->h, cc);
 	if (!w->ended) {
 		if (cc != CURLE_OK && !w->stop)
 			eng_logf(&w->c->logopt, ENG_LOG_WARN,
@@ -1631,7 +1639,6 @@ static int watch_try(struct etcd_client *c, const char *body, size_t idx,
 		return ENG_E_NOMEM;
 	w->c = c;
 	w->sock = CURL_SOCKET_BAD;
-	w->cc = CURLE_OK;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->body = strdup(body);
@@ -1668,7 +1675,7 @@ static int watch_try(struct etcd_client *c, const char *body, size_t idx,
 		rc = w->end_err ? w->end_err : ENG_E_UNAVAILABLE;
 	else
 		rc = ENG_E_TIMEOUT;
-	*not_sent = !w->created && w->ended && curl_not_sent(w->cc);
+	*not_sent = !w->created && w->ended && w->not_sent;
 	pthread_mutex_unlock(&w->lock);
 	if (rc) {
 		etcd_watch_close(w);

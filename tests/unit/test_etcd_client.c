@@ -265,6 +265,62 @@ static struct etcd_client *client(const char *ep1, const char *ep2)
 	return c;
 }
 
+/* A listener whose accept queue is full: connects to it hang (the kernel
+ * drops the SYNs), as with a stopped member.  Returns the port; *fds gets
+ * the sockets to close. */
+static int hanging_port(int fds[3])
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int i;
+
+	fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fds[0], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fds[0], 0), 0);
+	assert_int_equal(getsockname(fds[0], (struct sockaddr *)&sa, &sl), 0);
+	for (i = 1; i < 3; i++) { /* fill the queue */
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fds[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	usleep(50000);
+	return ntohs(sa.sin_port);
+}
+
+/* A connect that times out also moves on to the next endpoint. */
+static void test_failover_connect_timeout(void **state)
+{
+	static const struct canned ans[] = {
+	    {200, "{\"header\":{\"revision\":\"9\"}}", false},
+	};
+	const char *eps[2];
+	char hang[64], good[64];
+	struct etcd_client_options opt;
+	struct etcd_client *c = NULL;
+	struct fake f;
+	eng_rev_t rev = 0;
+	int fds[3], i;
+
+	snprintf(hang, sizeof(hang), "http://127.0.0.1:%d", hanging_port(fds));
+	fake_start(&f, ans, 1);
+	snprintf(good, sizeof(good), "http://127.0.0.1:%d", f.port);
+	eps[0] = hang;
+	eps[1] = good;
+	etcd_client_options_init(&opt);
+	opt.endpoints = eps;
+	opt.nendpoints = 2;
+	opt.connect_timeout_ms = 200;
+	assert_int_equal(etcd_client_open(&opt, &c), 0);
+	assert_int_equal(etcd_current_rev(c, &rev), 0);
+	assert_int_equal(rev, 9);
+	etcd_client_close(c);
+	fake_stop(&f);
+	for (i = 0; i < 3; i++)
+		close(fds[i]);
+}
+
 static void test_open_needs_endpoint(void **state)
 {
 	struct etcd_client_options opt;
@@ -681,6 +737,7 @@ int main(void)
 	    cmocka_unit_test(test_map_error),
 	    cmocka_unit_test(test_open_needs_endpoint),
 	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_failover_connect_timeout),
 	    cmocka_unit_test(test_range_decoding_and_failover),
 	    cmocka_unit_test(test_error_answers),
 	    cmocka_unit_test(test_txn_decoding),
