@@ -44,6 +44,10 @@ struct eng_snapshot_stream {
 	size_t pos;       /* read position in pend */
 	uint32_t crc;     /* of everything before the trailer */
 	uint64_t offset;
+	/* pread: the last bytes read, [win_off, offset), for requests that
+	 * arrive out of order. */
+	struct cbuf win;
+	uint64_t win_off;
 	struct eng_snapshot_info info;
 };
 
@@ -74,6 +78,7 @@ void eng_snapshot_stream_close(eng_snapshot_stream *s)
 	if (s->ls)
 		leveldb_release_snapshot(s->l->db, s->ls);
 	cbuf_free(&s->pend);
+	cbuf_free(&s->win);
 	free(s);
 }
 
@@ -236,6 +241,43 @@ int64_t eng_snapshot_stream_read(eng_snapshot_stream *s, void *buf, size_t len)
 	if (s->phase == PH_DONE && s->pos == s->pend.len)
 		s->info.bytes = s->offset;
 	return (int64_t)done;
+}
+
+int64_t eng_snapshot_stream_pread(eng_snapshot_stream *s, void *buf, size_t len,
+                                  uint64_t off)
+{
+	char chunk[64 << 10];
+	size_t have;
+
+	if (off < s->win_off)
+		return ENG_E_INVAL;
+	/* Produce up to the end of the request, keeping it in the window. */
+	while (s->offset < off + len && s->phase != PH_DONE) {
+		int64_t n = eng_snapshot_stream_read(s, chunk, sizeof(chunk));
+
+		if (n < 0)
+			return n;
+		if (cbuf_add(&s->win, chunk, (size_t)n))
+			return ENG_E_NOMEM;
+		if (n == 0)
+			break;
+	}
+	if (s->phase == PH_DONE && s->pos == s->pend.len)
+		s->info.bytes = s->offset;
+	have = off >= s->offset ? 0 : (size_t)(s->offset - off);
+	if (have > len)
+		have = len;
+	if (have)
+		memcpy(buf, s->win.p + (off - s->win_off), have);
+	/* Forget what is older than the window, in large steps. */
+	if (s->win.len > 2 * ENG_SNAPSHOT_WINDOW) {
+		size_t drop = s->win.len - ENG_SNAPSHOT_WINDOW;
+
+		memmove(s->win.p, s->win.p + drop, ENG_SNAPSHOT_WINDOW);
+		s->win.len = ENG_SNAPSHOT_WINDOW;
+		s->win_off += drop;
+	}
+	return (int64_t)have;
 }
 
 int eng_snapshot_save(eng *e, int (*write)(void *arg, const void *p, size_t n),

@@ -83,6 +83,18 @@ uint64_t eng_snapshot_stream_offset(const eng_snapshot_stream *s);
  * Not thread-safe per stream: one reader at a time.
  */
 int64_t eng_snapshot_stream_read(eng_snapshot_stream *s, void *buf, size_t len);
+/*
+ * The same bytes at an offset, for FUSE handlers that may see a file's
+ * reads out of order (parallel direct-I/O requests): the stream keeps the
+ * last ENG_SNAPSHOT_WINDOW bytes (at least) it produced, so a request may
+ * start anywhere from that window on.  Returns the count (0 at or past the
+ * end), ENG_E_INVAL for an offset older than the window (open a new
+ * stream), or another negative ENG_E_* code.  Do not mix with
+ * eng_snapshot_stream_read on one stream.  One caller at a time.
+ */
+#define ENG_SNAPSHOT_WINDOW (4u << 20)
+int64_t eng_snapshot_stream_pread(eng_snapshot_stream *s, void *buf, size_t len,
+                                  uint64_t off);
 void eng_snapshot_stream_close(eng_snapshot_stream *s); /* NULL: no-op */
 
 /*
