@@ -58,6 +58,22 @@ void etcdb_stat(struct etcdb *ee, struct eng_op_stats *s, int64_t t0_ns, int rc)
 	pthread_mutex_unlock(&ee->lock);
 }
 
+bool etcdb_again(struct etcdb *ee, int rc, int64_t *deadline)
+{
+	struct timespec ts = {0, 100 * 1000000L};
+	int64_t now;
+
+	if (rc != ENG_E_UNAVAILABLE)
+		return false;
+	now = eng_now_mono_ns();
+	if (!*deadline)
+		*deadline = now + (int64_t)ee->timeout_ms * 1000000;
+	if (now >= *deadline)
+		return false;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 static int bytes_cmp(const void *a, size_t an, const void *b, size_t bn)
 {
 	int c = memcmp(a, b, an < bn ? an : bn);
@@ -186,7 +202,7 @@ static int range_delim(struct etcdb *ee, const struct eng_range_req *req,
 		pr.limit = left < DELIM_PAGE ? left : DELIM_PAGE;
 		if (req->end_len == 0)
 			pr.limit = 0;
-		rc = etcd_range(ee->c, &pr, &page);
+		rc = ETCDB_RETRY(ee, etcd_range(ee->c, &pr, &page));
 		if (rc)
 			goto out;
 		etcdb_seen_rev(ee, page.header_rev);
@@ -304,7 +320,7 @@ static int etcdb_range(eng *e, const struct eng_range_req *req,
 		/* Nothing of it is the user's: an empty answer. */
 		eng_rev_t cur = 0;
 
-		rc = etcd_current_rev(ee->c, &cur);
+		rc = ETCDB_RETRY(ee, etcd_current_rev(ee->c, &cur));
 		res->header_rev = cur;
 		res->count = 0;
 		goto out;
@@ -313,7 +329,7 @@ static int etcdb_range(eng *e, const struct eng_range_req *req,
 		rc = range_delim(ee, &r, r.rev, res);
 	} else {
 		r.delim = 0;
-		rc = etcd_range(ee->c, &r, res);
+		rc = ETCDB_RETRY(ee, etcd_range(ee->c, &r, res));
 		if (!rc)
 			etcdb_seen_rev(ee, res->header_rev);
 	}
@@ -397,7 +413,7 @@ static int etcdb_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 	t.success = succ;
 	t.failure = fail;
 	t.cmps = cmps;
-	rc = etcd_txn(ee->c, &t, res);
+	rc = ETCDB_RETRY(ee, etcd_txn(ee->c, &t, res));
 	if (!rc)
 		etcdb_seen_rev(ee, res->header_rev);
 out:
@@ -434,7 +450,7 @@ static int readable(struct etcdb *ee, eng_rev_t rev)
 	    .flags = ENG_RANGE_COUNT_ONLY,
 	};
 	struct eng_range_res res;
-	int rc = etcd_range(ee->c, &req, &res);
+	int rc = ETCDB_RETRY(ee, etcd_range(ee->c, &req, &res));
 
 	eng_range_res_release(&res);
 	if (rc == ENG_E_COMPACTED)
@@ -464,7 +480,7 @@ int etcdb_probe_compact(struct etcdb *ee, eng_rev_t *out)
 		*out = lo;
 		return 0;
 	}
-	rc = etcd_current_rev(ee->c, &cur);
+	rc = ETCDB_RETRY(ee, etcd_current_rev(ee->c, &cur));
 	if (rc)
 		return rc;
 	etcdb_seen_rev(ee, cur);
@@ -507,7 +523,7 @@ static int etcdb_compact(eng *e, eng_rev_t rev, bool wait)
 	eng_rev_t h = 0;
 	int rc;
 
-	rc = etcd_compact(ee->c, rev, wait, &h);
+	rc = ETCDB_RETRY(ee, etcd_compact(ee->c, rev, wait, &h));
 	if (!rc) {
 		etcdb_seen_rev(ee, h);
 		etcdb_seen_compact(ee, rev);
@@ -531,7 +547,7 @@ static int etcdb_snap_open(eng *e, eng_snap **out)
 
 	if (!s)
 		return ENG_E_NOMEM;
-	rc = etcd_current_rev(ee->c, &s->rev);
+	rc = ETCDB_RETRY(ee, etcd_current_rev(ee->c, &s->rev));
 	if (!rc)
 		rc = etcdb_probe_compact(ee, &s->compact_rev);
 	if (rc) {

@@ -63,6 +63,24 @@ void etcdb_seen_compact(struct etcdb *ee, eng_rev_t rev);
 void etcdb_stat(struct etcdb *ee, struct eng_op_stats *s, int64_t t0_ns,
                 int rc);
 
+/*
+ * Whether a call that failed `rc` should be made again: ENG_E_UNAVAILABLE
+ * means no endpoint could be connected to (nothing was sent) or etcd had no
+ * leader (nothing was applied), both of which a leader election or a
+ * restart cause for a moment.  Repeats every 100 ms until timeout_ms after
+ * the first failure (*deadline, 0 at first, is set by the first call).
+ */
+bool etcdb_again(struct etcdb *ee, int rc, int64_t *deadline);
+#define ETCDB_RETRY(ee, call)                                                  \
+	({                                                                     \
+		int64_t dl_ = 0;                                               \
+		int rc_;                                                       \
+		do                                                             \
+			rc_ = (call);                                          \
+		while (etcdb_again((ee), rc_, &dl_));                          \
+		rc_;                                                           \
+	})
+
 /* Is this key in the reserved key space? */
 bool etcdb_reserved(const void *key, size_t key_len);
 /*

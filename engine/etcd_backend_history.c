@@ -73,7 +73,7 @@ static int get_at(struct etcdb *ee, const void *key, size_t key_len,
 {
 	struct eng_range_req req = {.key = key, .key_len = key_len, .rev = rev};
 	struct eng_range_res res;
-	int rc = etcd_range(ee->c, &req, &res);
+	int rc = ETCDB_RETRY(ee, etcd_range(ee->c, &req, &res));
 
 	*live = false;
 	if (!rc) {

@@ -63,7 +63,7 @@ int etcdb_lease_grant(eng *e, eng_lease_t id, int64_t ttl, const char *name,
 	size_t nkl = 0;
 	int rc;
 
-	rc = etcd_lease_grant(ee->c, id, ttl, &got, NULL);
+	rc = ETCDB_RETRY(ee, etcd_lease_grant(ee->c, id, ttl, &got, NULL));
 	if (rc)
 		return rc;
 	if (name && *name) {
@@ -92,7 +92,7 @@ int etcdb_lease_grant(eng *e, eng_lease_t id, int64_t ttl, const char *name,
 		ops[1].value = name;
 		ops[1].value_len = strlen(name);
 		ops[1].lease = got;
-		rc = etcd_txn(ee->c, &txn, &res);
+		rc = ETCDB_RETRY(ee, etcd_txn(ee->c, &txn, &res));
 		if (!rc && !res.succeeded)
 			rc = ENG_E_LEASE_EXISTS;
 		if (!rc)
@@ -129,7 +129,7 @@ int etcdb_lease_lookup(eng *e, const char *name, eng_lease_t *out)
 		return rc;
 	req.key = nk;
 	req.key_len = nkl;
-	rc = etcd_range(ee->c, &req, &res);
+	rc = ETCDB_RETRY(ee, etcd_range(ee->c, &req, &res));
 	if (!rc && (res.n != 1 || res.kvs[0].lease == 0))
 		rc = ENG_E_LEASE_NOT_FOUND;
 	if (!rc)
@@ -143,7 +143,7 @@ int etcdb_lease_keepalive(eng *e, eng_lease_t id, int64_t *ttl)
 {
 	struct etcdb *ee = (struct etcdb *)e;
 
-	return etcd_lease_keepalive(ee->c, id, ttl);
+	return ETCDB_RETRY(ee, etcd_lease_keepalive(ee->c, id, ttl));
 }
 
 /* The name of lease id into name[ENG_LEASE_NAME_MAX + 1] ("" if none). */
@@ -156,7 +156,7 @@ static int lease_name(struct etcdb *ee, eng_lease_t id, char *name)
 
 	req.key_len = id_key(id, idk);
 	name[0] = '\0';
-	rc = etcd_range(ee->c, &req, &res);
+	rc = ETCDB_RETRY(ee, etcd_range(ee->c, &req, &res));
 	if (!rc && res.n == 1) {
 		size_t n = res.kvs[0].value_len;
 
@@ -186,7 +186,7 @@ int etcdb_lease_ttl(eng *e, eng_lease_t id, unsigned flags,
 	struct etcdb *ee = (struct etcdb *)e;
 	int rc;
 
-	rc = etcd_lease_ttl(ee->c, id, flags, out);
+	rc = ETCDB_RETRY(ee, etcd_lease_ttl(ee->c, id, flags, out));
 	if (rc)
 		return rc;
 	filter_keys(out);
@@ -202,7 +202,7 @@ int etcdb_lease_revoke(eng *e, eng_lease_t id, eng_rev_t *rev)
 	eng_rev_t r = 0;
 	int rc;
 
-	rc = etcd_lease_revoke(ee->c, id, &r);
+	rc = ETCDB_RETRY(ee, etcd_lease_revoke(ee->c, id, &r));
 	if (!rc) {
 		etcdb_seen_rev(ee, r);
 		if (rev)

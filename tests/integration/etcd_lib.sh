@@ -9,6 +9,7 @@
 # docs/etcd-backend.md).
 
 ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
+ETCD_EXTRA=(${ETCD_EXTRA[@]+"${ETCD_EXTRA[@]}"}) # more etcd flags
 
 etcd_port_free() {
 	! ss -Htln "sport = :$1" 2>/dev/null | grep -q .
@@ -45,7 +46,7 @@ etcd_spawn() {
 		--initial-cluster-state "$state" \
 		--initial-cluster-token "revfs-test-$$" \
 		--experimental-watch-progress-notify-interval 200ms \
-		--max-txn-ops 1024 \
+		--max-txn-ops 1024 "${ETCD_EXTRA[@]}" \
 		</dev/null >>"$dir/$name.log" 2>&1 &
 	local pid=$!
 	[ -n "${ETCD_PIDS_FILE:-}" ] && echo "$pid" >>"$ETCD_PIDS_FILE"

@@ -10,7 +10,8 @@
 # store" (a remount sees what was written) and two data directories are two
 # stores.  Then it execs the real daemon ($REVFS_REAL, default
 # build/revfs) with `backend=etcd,endpoints=URL` added: the daemon's pid is
-# the one the suite waits for.  Each member's pid goes to $ETCD_PIDS_FILE,
+# the one the suite waits for.  A `quota=` option becomes the member's
+# --quota-backend-bytes (the etcd backend enforces no quota of its own).  Each member's pid goes to $ETCD_PIDS_FILE,
 # which the runner uses to kill them after every script.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,22 +20,33 @@ REAL=${REVFS_REAL:-$HERE/../../build/revfs}
 source "$HERE/etcd_lib.sh"
 
 dir=""
+quota=""
 prev=""
+take_opts() { # a -o value: note data= and quota=
+	local p parts
+	IFS=, read -ra parts <<<"$1"
+	for p in "${parts[@]}"; do
+		case $p in
+		data=*) dir=${p#data=} ;;
+		quota=*) quota=${p#quota=} ;;
+		esac
+	done
+}
 for a in "$@"; do
-	if [ "$prev" = "-o" ]; then
-		IFS=, read -ra parts <<<"$a"
-		for p in "${parts[@]}"; do
-			case $p in data=*) dir=${p#data=} ;; esac
-		done
-	fi
-	case $a in -odata=* | -o*data=*)
-		IFS=, read -ra parts <<<"${a#-o}"
-		for p in "${parts[@]}"; do
-			case $p in data=*) dir=${p#data=} ;; esac
-		done ;;
-	esac
+	[ "$prev" = "-o" ] && take_opts "$a"
+	case $a in -o?*) take_opts "${a#-o}" ;; esac
 	prev=$a
 done
+# The store's quota is the etcd server's (--quota-backend-bytes).
+qbytes=""
+case $quota in
+"") ;;
+*[kK]) qbytes=$((${quota%?} * 1024)) ;;
+*[mM]) qbytes=$((${quota%?} * 1024 * 1024)) ;;
+*[gG]) qbytes=$((${quota%?} * 1024 * 1024 * 1024)) ;;
+*) qbytes=$quota ;;
+esac
+[ -n "$qbytes" ] && ETCD_EXTRA=(--quota-backend-bytes "$qbytes")
 [ -n "$dir" ] || exec "$REAL" "$@"
 
 url=""
