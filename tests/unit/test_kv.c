@@ -477,6 +477,57 @@ static void test_put_flags_and_limits(void **state)
 	th_cleanup(dir);
 }
 
+static void test_arg_checks(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	static struct eng_op many[1025];
+	struct eng_op op = {.type = ENG_OP_PUT, .key = "k", .key_len = 1};
+	struct eng_txn t = {.success = many, .nsuccess = 1025};
+	struct eng_range_req rq = {.key = "k", .key_len = 1};
+	struct eng_range_res rr;
+	struct eng_txn_res res;
+	eng_lease_t id;
+	eng_rev_t rev = eng_current_rev(e);
+
+	(void)state;
+	for (int i = 0; i < 1025; i++)
+		many[i] = (struct eng_op){
+		    .type = ENG_OP_RANGE, .key = "k", .key_len = 1};
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_TOO_MANY_OPS);
+	t.nsuccess = 1024;
+	assert_int_equal(eng_txn(e, &t, &res), 0);
+	eng_txn_res_release(&res);
+	/* etcd's ValueProvided / LeaseProvided. */
+	op.flags = ENG_PUT_IGNORE_VALUE;
+	op.value = "v";
+	op.value_len = 1;
+	t = (struct eng_txn){.success = &op, .nsuccess = 1};
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_INVAL);
+	op.flags = ENG_PUT_IGNORE_LEASE;
+	op.lease = 5;
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_INVAL);
+	/* Ranges. */
+	rq.limit = -1;
+	assert_int_equal(eng_range(e, &rq, &rr), ENG_E_INVAL);
+	rq.limit = 0;
+	rq.end_len = 3; /* end NULL with a length */
+	assert_int_equal(eng_range(e, &rq, &rr), ENG_E_INVAL);
+	rq.end_len = 0;
+	rq.key_len = 0;
+	assert_int_equal(eng_range(e, &rq, &rr), ENG_E_INVAL);
+	assert_int_equal(rr.count, -1);
+	assert_int_equal(eng_history(e, "", 0, 0, 0, &rr), ENG_E_INVAL);
+	assert_int_equal(eng_compact(e, 0, false), ENG_E_INVAL);
+	assert_int_equal(eng_lease_grant(e, 0, 0, NULL, &id), ENG_E_TTL);
+	/* Nothing above took a revision. */
+	assert_int_equal(eng_current_rev(e), rev);
+	assert_string_equal(eng_strerror(ENG_E_KEY_NOT_FOUND), "key not found");
+	assert_string_equal(eng_strerror(12345), "unknown error");
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 static void test_reopen(void **state)
 {
 	char *dir = th_tmpdir();
@@ -943,6 +994,7 @@ int main(void)
 	    cmocka_unit_test(test_txn_own_writes),
 	    cmocka_unit_test(test_txn_dup_and_noop),
 	    cmocka_unit_test(test_put_flags_and_limits),
+	    cmocka_unit_test(test_arg_checks),
 	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_not_store_and_locked),
 	    cmocka_unit_test(test_foreign_and_newer_stores),
