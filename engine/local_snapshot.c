@@ -8,7 +8,7 @@
  * counters — with no code that could rebuild them differently from the
  * commit path, and it costs one sequential scan.  The price is that the
  * file is tied to the store format, which its header records (a newer one
- * is refused).
+ * is rejected).
  *
  * Invariants: one stream reads one LevelDB snapshot, and Mstate is read
  * through it, so the header's revision is exactly that of the records (a

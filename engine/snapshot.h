@@ -15,7 +15,7 @@
  *   trailer  "REVFSEND", record count (be64), CRC32C (be32) of the header
  *            and the body (through the end record)
  *
- * A reader refuses a file whose magic, version, lengths, record count or
+ * A reader rejects a file whose magic, version, lengths, record count or
  * checksums do not match, or that ends early or has bytes after the
  * trailer, with a message that says which.  Same conventions as engine.h:
  * 0 or a negative ENG_E_* code; nothing here prints or exits.
@@ -34,7 +34,7 @@ extern "C" {
 #define ENG_SNAPSHOT_VERSION   1
 #define ENG_SNAPSHOT_HDR_LEN   52
 #define ENG_SNAPSHOT_TRL_LEN   20
-/* No record key or value is longer (the reader refuses the file). */
+/* No record key or value is longer (the reader rejects the file). */
 #define ENG_SNAPSHOT_FIELD_MAX (64u << 20)
 
 struct eng_snapshot_info {
