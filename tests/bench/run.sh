@@ -77,7 +77,7 @@ for b in $ONLY; do
 	open)
 		if [ "$QUICK" = 1 ]; then
 			run open $B/bench_open --dir "${BENCH_OPEN_DIR:-$TMP/open}" \
-				--keys 100000 --versions 10 --ranges 20 --budget 60
+				--keys 50000 --versions 5 --ranges 20 --budget 20
 		else
 			run open $B/bench_open --dir "${BENCH_OPEN_DIR:-$TMP/open}" \
 				--keys 1000000 --versions 10 --ranges 100 --budget 300
