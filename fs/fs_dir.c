@@ -35,6 +35,7 @@ struct fs_ckpt {
 };
 
 struct fs_dh {
+	struct fs_hlink link; /* first: on fs->dir_handles */
 	pthread_mutex_t lock;
 	struct fs_inode *in;
 	eng_snap *snap;
@@ -321,6 +322,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0)
 		goto fail;
 	fi->fh = (uintptr_t)dh;
+	fs_handle_link(fs, &fs->dir_handles, &dh->link);
 	fs_logf(ENG_LOG_DEBUG, "opendir '%s' at revision %lld", dh->prefix,
 	        (long long)eng_snap_rev(dh->snap));
 	fuse_reply_open(req, fi);
@@ -448,11 +450,9 @@ void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	do_readdir(req, ino, size, off, fi, true);
 }
 
-void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void dh_free(struct fs *fs, struct fs_dh *dh)
 {
-	struct fs *fs = req_fs(req);
-	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
-
+	fs_handle_unlink(fs, &dh->link);
 	eng_range_res_release(&dh->page);
 	eng_snap_release(fs->e, dh->snap);
 	for (int i = 0; i < FS_NCKPT; i++)
@@ -462,7 +462,26 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	free(dh->prefix);
 	pthread_mutex_destroy(&dh->lock);
 	free(dh);
+}
+
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dh_free(req_fs(req), (struct fs_dh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+void fs_dir_release_all(struct fs *fs)
+{
+	for (;;) {
+		struct fs_hlink *l;
+
+		pthread_mutex_lock(&fs->handles_lock);
+		l = fs->dir_handles.next;
+		pthread_mutex_unlock(&fs->handles_lock);
+		if (l == &fs->dir_handles)
+			break;
+		dh_free(fs, (struct fs_dh *)l);
+	}
 }
 
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -37,6 +37,8 @@
 #define FS_SPECIAL_WRITE_MAX (1 << 20)
 
 struct fs_fh {
+	struct fs_hlink link; /* first: on fs->file_handles once open */
+	struct fs *fs;
 	struct fs_inode *in;
 	bool writer;          /* holds a share of in->wbuf */
 	bool from_wbuf;       /* a reader that reads in->wbuf */
@@ -62,6 +64,8 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 {
 	if (!fh)
 		return;
+	if (fh->link.next != &fh->link)
+		fs_handle_unlink(fh->fs, &fh->link);
 	eng_kv_release(&fh->kv);
 	fs_hist_free(fh->hist);
 	free(fh->sbuf);
@@ -69,11 +73,13 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 	free(fh);
 }
 
-static struct fs_fh *fh_new(struct fs_inode *in)
+static struct fs_fh *fh_new(struct fs *fs, struct fs_inode *in)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 
 	if (fh) {
+		fh->link.prev = fh->link.next = &fh->link;
+		fh->fs = fs;
 		fh->in = in;
 		pthread_mutex_init(&fh->lock, NULL);
 	}
@@ -360,7 +366,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_reply_err(req, EROFS, "open", "'%s' is read-only", in->key);
 		return;
 	}
-	fh = fh_new(in);
+	fh = fh_new(fs, in);
 	if (!fh) {
 		fs_reply_err(req, ENOMEM, "open", "handle");
 		return;
@@ -396,6 +402,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)fh;
+	fs_handle_link(fs, &fs->file_handles, &fh->link);
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not release this handle. */
 		if (fh->writer && in->kind != FS_I_SPECIAL) {
@@ -472,7 +479,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto fail;
 	}
 	in = fs_inode_get(fs, kind, rev, 0, key, key_len, 1);
-	fh = in ? fh_new(in) : NULL;
+	fh = in ? fh_new(fs, in) : NULL;
 	if (!fh) {
 		if (in)
 			fs_inode_forget(fs, in->ino, 1);
@@ -496,6 +503,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ep.attr_timeout = ep.entry_timeout =
 	    kind == FS_I_IFREV ? 0 : fs->cfg.attr_timeout;
 	fi->fh = (uintptr_t)fh;
+	fs_handle_link(fs, &fs->file_handles, &fh->link);
 	eng_kv_release(&cur);
 	free(key);
 	if (fuse_reply_create(req, &ep, fi) != 0) {
@@ -778,4 +786,31 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fh_free(fs, fh);
 	if (req)
 		fuse_reply_err(req, 0);
+}
+
+void fs_file_release_all(struct fs *fs)
+{
+	for (;;) {
+		struct fs_hlink *l;
+		struct fs_fh *fh;
+
+		pthread_mutex_lock(&fs->handles_lock);
+		l = fs->file_handles.next;
+		pthread_mutex_unlock(&fs->handles_lock);
+		if (l == &fs->file_handles)
+			break;
+		fh = (struct fs_fh *)l;
+		/* Buffers were committed by fs_commit_all(); drop the share. */
+		if (fh->writer && fh->in->kind != FS_I_SPECIAL) {
+			pthread_mutex_lock(&fh->in->lock);
+			if (fh->in->wbuf && --fh->in->wbuf->nwriters == 0) {
+				free(fh->in->wbuf->data);
+				free(fh->in->wbuf);
+				__atomic_store_n(&fh->in->wbuf, NULL,
+				                 __ATOMIC_RELEASE);
+			}
+			pthread_mutex_unlock(&fh->in->lock);
+		}
+		fh_free(fs, fh);
+	}
 }

@@ -70,6 +70,12 @@ struct fs_inode {
 	                            protected by lock */
 };
 
+/* Open handles are linked so that unmount can free the ones the kernel
+ * never released (the session ended first). */
+struct fs_hlink {
+	struct fs_hlink *prev, *next;
+};
+
 #define FS_INVAL_Q  256
 #define FS_OWN_REVS 65536 /* a power of two */
 
@@ -104,7 +110,16 @@ struct fs {
 	 * loads/stores; an overwritten slot only costs an invalidation). */
 	eng_rev_t *own_revs;
 	int own_inflight; /* commits running now (atomic) */
+	pthread_mutex_t handles_lock;
+	struct fs_hlink file_handles; /* protected by handles_lock */
+	struct fs_hlink dir_handles;  /* protected by handles_lock */
 };
+
+void fs_handle_link(struct fs *fs, struct fs_hlink *head, struct fs_hlink *h);
+void fs_handle_unlink(struct fs *fs, struct fs_hlink *h);
+/* At unmount: free the handles still open (fs_file.c, fs_dir.c). */
+void fs_file_release_all(struct fs *fs);
+void fs_dir_release_all(struct fs *fs);
 
 /* ---- fs_log.c ---- */
 void fs_logf(enum eng_log_level level, const char *fmt, ...)

@@ -49,6 +49,25 @@ const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)
 	return &ops;
 }
 
+void fs_handle_link(struct fs *fs, struct fs_hlink *head, struct fs_hlink *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = head->next;
+	h->prev = head;
+	head->next->prev = h;
+	head->next = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+void fs_handle_unlink(struct fs *fs, struct fs_hlink *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	h->prev = h->next = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
 int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
@@ -61,6 +80,9 @@ int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
 	fs->cfg = *cfg;
 	fs->notify_efd = -1;
 	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->file_handles.prev = fs->file_handles.next = &fs->file_handles;
+	fs->dir_handles.prev = fs->dir_handles.next = &fs->dir_handles;
 	fs->prefix = malloc(plen + 2);
 	if (!fs->prefix) {
 		free(fs);
@@ -89,10 +111,14 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_stop_notifier(fs);
-	if (fs->by_ino)
+	if (fs->by_ino) {
 		fs_commit_all(fs);
+		fs_file_release_all(fs);
+		fs_dir_release_all(fs); /* their snapshots, before eng_close */
+	}
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
+	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs->own_revs);
 	free(fs->prefix);
 	free(fs);
