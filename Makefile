@@ -106,7 +106,7 @@ $(B)/bench/%: tests/bench/%.c $(LIB_ENGINE)
 
 # ------------------------------------------------------------------ tests
 # tests/run.sh runs every suite and ends with "N passed, N failed".
-test: bins
+test: bins check-layers
 	$(MAKE) SAN=1 bins
 	tests/run.sh all
 
