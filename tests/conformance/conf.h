@@ -230,6 +230,7 @@ struct gen_state {
 	int nwatches;
 	int max_watches;
 	bool leases, watches;    /* generate these kinds */
+	bool no_empty_ranges;    /* never [k, e) with e <= k (see --help) */
 	struct cbytes recent[8]; /* recent values, for VALUE compares */
 	unsigned nrecent;
 };

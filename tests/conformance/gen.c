@@ -131,7 +131,8 @@ static int bcmp_bytes(const struct cbytes *a, const struct cbytes *b)
 
 /* A key range: single, prefix, [a, b) (sometimes reversed), from-key or
  * everything. */
-static void rand_range(struct rng *r, struct cbytes *key, struct cbytes *end)
+static void rand_range(struct rng *r, const struct gen_state *g,
+                       struct cbytes *key, struct cbytes *end)
 {
 	unsigned k = (unsigned)rng_below(r, 100), i;
 
@@ -151,6 +152,10 @@ static void rand_range(struct rng *r, struct cbytes *key, struct cbytes *end)
 
 			*key = *end;
 			*end = t;
+		}
+		if (g->no_empty_ranges && bcmp_bytes(key, end) >= 0) {
+			bfree(end); /* from-key instead; no RNG drawn */
+			*end = bdup("\0", 1);
 		}
 	} else if (k < 92) {
 		*key = rand_key(r);
@@ -288,7 +293,7 @@ static void gen_del(struct rng *r, struct gen_state *g, struct cop_op *o)
 		o->end = bdup("", 0);
 	} else {
 		bfree(&o->key);
-		rand_range(r, &o->key, &o->end);
+		rand_range(r, g, &o->key, &o->end);
 	}
 	if (rng_pct(r, 35))
 		o->flags |= ENG_DEL_PREV_KV;
@@ -299,7 +304,7 @@ static void gen_range(struct rng *r, struct gen_state *g, struct cop_op *o,
 {
 	memset(o, 0, sizeof(*o));
 	o->type = ENG_OP_RANGE;
-	rand_range(r, &o->key, &o->end);
+	rand_range(r, g, &o->key, &o->end);
 	o->value = bdup("", 0);
 	o->rev = in_txn && rng_pct(r, 70) ? 0 : rand_read_rev(r, g);
 	if (rng_pct(r, 40))
@@ -414,7 +419,7 @@ static void gen_cmp(struct rng *r, struct gen_state *g, struct ccmp *c)
 {
 	memset(c, 0, sizeof(*c));
 	if (rng_pct(r, 15)) {
-		rand_range(r, &c->key, &c->end);
+		rand_range(r, g, &c->key, &c->end);
 	} else {
 		c->key = rand_key(r);
 		c->end = bdup("", 0);
