@@ -54,7 +54,9 @@ if [ -f "$dir/url" ] && [ -f "$dir/pid" ] &&
 	kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
 	url=$(cat "$dir/url")
 fi
-if [ -z "$url" ] || ! etcd_healthy "$url"; then
+# a running member is reused even if unhealthy (a NOSPACE alarm makes
+# /health say false): it holds the data directory
+if [ -z "$url" ]; then
 	mkdir -p "$dir"
 	if ! etcd_start_single "$dir"; then
 		echo "etcd_revfs: etcd did not start for $dir" >&2
