@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/run.sh — run revfs's test suites and sum them up.
 #
-#   tests/run.sh all           unit + san + valgrind + integration + conformance + examples
-#   tests/run.sh unit|san|valgrind|integration|conformance|examples
+#   tests/run.sh all           unit + san + valgrind + integration + etcd + conformance + examples
+#   tests/run.sh unit|san|valgrind|integration|etcd|conformance|examples
+# (etcd: the integration suite on the etcd backend, tests/integration/etcd_run.sh)
 #
 # Unit suites count cmocka's test cases; the other suites end their output
 # with a line "N passed, N failed", which is summed.  The last line of this
@@ -86,6 +87,7 @@ suite() {
 			--errors-for-leak-kinds=definite,indirect --error-exitcode=99
 		;;
 	integration) run_script_suite integration tests/integration/run.sh ;;
+	etcd) run_script_suite etcd tests/integration/etcd_run.sh ;;
 	conformance) run_script_suite conformance tests/conformance/run.sh ;;
 	examples) run_script_suite examples examples/run.sh ;;
 	*) echo "unknown suite $1" >&2; exit 2 ;;
@@ -93,7 +95,7 @@ suite() {
 }
 
 if [ "${1:-all}" = all ]; then
-	for s in unit san valgrind integration conformance examples; do
+	for s in unit san valgrind integration etcd conformance examples; do
 		echo "# ---- $s"
 		suite "$s"
 	done
