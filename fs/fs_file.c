@@ -185,6 +185,9 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 			    "%lld (conditional update)",
 			    key, (long long)in->rev);
 			free(key);
+			/* The conflict is final: nothing to retry at release.
+			 */
+			wb->dirty = wb->written = false;
 			return -ESTALE;
 		}
 	} else {
@@ -572,6 +575,26 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* Is KEY still at a mod_revision <= REV?  0, -ESTALE or -errno. */
+static int ifrev_check(struct fs *fs, struct fs_inode *in)
+{
+	struct eng_kv cur = {0};
+	char *key = NULL;
+	size_t key_len;
+	int rc = fs_inode_key(fs, in, &key, &key_len);
+
+	if (rc < 0)
+		return rc;
+	rc = eng_get(fs->e, key, key_len, 0, NULL, &cur);
+	if (rc < 0)
+		rc = -fs_errno(rc);
+	else if (cur.mod_rev > in->rev)
+		rc = -ESTALE;
+	eng_kv_release(&cur);
+	free(key);
+	return rc;
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                  off_t off, struct fuse_file_info *fi)
 {
@@ -611,6 +634,16 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		pthread_mutex_unlock(&fh->lock);
 		fuse_reply_write(req, size);
 		return;
+	}
+	/* KEY@ifrev=REV: a conflict fails the write already, so that the
+	 * shell's `echo > ...`, which ignores close()'s error, reports it. */
+	if (in->kind == FS_I_IFREV) {
+		rc = ifrev_check(fs, in);
+		if (rc < 0) {
+			fs_reply_err(req, -rc, "write", "'%s@ifrev=%lld'",
+			             in->key, (long long)in->rev);
+			return;
+		}
 	}
 	pthread_mutex_lock(&in->lock);
 	wb = in->wbuf;
