@@ -11,6 +11,8 @@
  *   local_compact.c physical compaction
  *   local_lease.c   lease persistence seams (eng_int.h)
  *   local_check.c   the offline consistency check
+ *   local_snapshot.c, local_admin.c  backups, check/defrag/repair
+ *                   (snapshot.h)
  *
  * Concurrency: readers only use LevelDB snapshots and atomics; the commit
  * leader is the only writer of `k`, `l`, `r`, `L`, `N`, `A` and Mstate;
