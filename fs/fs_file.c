@@ -28,9 +28,11 @@
  */
 #include "fs_int.h"
 #include "fs_special.h"
+#include "fs_watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,7 @@ struct fs_fh {
 	bool from_wbuf;       /* a reader that reads in->wbuf */
 	struct eng_kv kv;     /* a reader's version */
 	struct fs_hist *hist; /* KEY@history */
+	struct fs_wstream *ws; /* @watch */
 	char *sbuf;           /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
@@ -68,6 +71,8 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 		fs_handle_unlink(fh->fs, &fh->link);
 	eng_kv_release(&fh->kv);
 	fs_hist_free(fh->hist);
+	if (fh->ws)
+		fs_watch_release(fh->ws);
 	free(fh->sbuf);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
@@ -345,6 +350,9 @@ static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		fh->writer = true;
 		return 0;
 	}
+	if (!sp->read)
+		return fs_watch_open(fs, in->key, in->key_len, in->rev,
+		                     &fh->ws);
 	rc = sp->read(fs, in->key, in->key_len, in->rev, &fh->sbuf, &fh->slen);
 	return rc;
 }
@@ -394,6 +402,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	case FS_I_SPECIAL:
 		rc = open_special(fs, in, fh, wr);
 		fi->direct_io = 1;
+		fi->nonseekable = fh->ws != NULL;
 		break;
 	case FS_I_DIR:
 		rc = -EISDIR;
@@ -545,9 +554,15 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs_fh *fh = fh_of(fi);
 	struct fs_inode *in = fh->in;
-	char *buf = malloc(size ? size : 1);
+	char *buf;
 	ssize_t n = 0;
 
+	if (fh->ws) {
+		/* Answered now or later, from its own copy. */
+		fs_watch_read(req, fh->ws, size);
+		return;
+	}
+	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fs_reply_err(req, ENOMEM, "read", "buffer of %zu bytes", size);
 		return;
@@ -819,6 +834,20 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fh_free(fs, fh);
 	if (req)
 		fuse_reply_err(req, 0);
+}
+
+void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                struct fuse_pollhandle *ph)
+{
+	struct fs_fh *fh = fh_of(fi);
+
+	if (fh->ws) {
+		fs_watch_poll(req, fh->ws, ph);
+		return;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
 }
 
 void fs_file_release_all(struct fs *fs)

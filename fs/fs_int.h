@@ -113,6 +113,7 @@ struct fs {
 	pthread_mutex_t handles_lock;
 	struct fs_hlink file_handles; /* protected by handles_lock */
 	struct fs_hlink dir_handles;  /* protected by handles_lock */
+	struct fs_watchers *watchers; /* @watch streams (fs_watch.c) */
 };
 
 void fs_handle_link(struct fs *fs, struct fs_hlink *head, struct fs_hlink *h);
@@ -228,6 +229,9 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                  struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Streams (@watch) wait for data; every other file is always ready. */
+void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                struct fuse_pollhandle *ph);
 /* Resize the open write buffer of `in`, if any: 1 done, 0 none, -errno. */
 int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size);
 /* Commit a pending create/truncate now (touch's utimens).  0 or -errno. */

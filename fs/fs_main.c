@@ -8,6 +8,7 @@
  * eng_close().
  */
 #include "fs_int.h"
+#include "fs_watch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ static const struct fuse_lowlevel_ops ops = {
     .listxattr = fs_op_listxattr,
     .removexattr = fs_op_removexattr,
     .create = fs_op_create,
+    .poll = fs_op_poll,
 };
 
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)
@@ -116,6 +118,7 @@ void fs_free(struct fs *fs)
 		fs_file_release_all(fs);
 		fs_dir_release_all(fs); /* their snapshots, before eng_close */
 	}
+	fs_watch_free(fs); /* after the streams' handles were released */
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->handles_lock);

@@ -22,6 +22,7 @@
  * needs, reads the events and calls fuse_lowlevel_notify_inval_*.
  */
 #include "fs_int.h"
+#include "fs_watch.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -347,7 +348,10 @@ int fs_start_notifier(struct fs *fs, struct fuse_session *se)
 	if (rc < 0)
 		goto fail;
 	fs->notify_running = true;
-	return 0;
+	rc = fs_watch_start(fs); /* the @watch dispatcher */
+	if (rc < 0)
+		fs_stop_notifier(fs);
+	return rc;
 fail:
 	eng_watch_close(fs->watch);
 	fs->watch = NULL;
@@ -360,6 +364,7 @@ void fs_stop_notifier(struct fs *fs)
 {
 	uint64_t one = 1;
 
+	fs_watch_stop(fs); /* held @watch reads end before the session */
 	if (!fs->notify_running)
 		return;
 	fs->notify_stop = 1;

@@ -28,6 +28,7 @@ static int rd_revision(struct fs *fs, const char *dir, size_t dir_len,
 
 static const struct fs_special table[] = {
     {"@revision", false, false, S_IFREG | 0444, rd_revision, NULL},
+    {"@watch", true, true, S_IFREG | 0444, NULL, NULL},
 };
 
 int fs_special_find(const char *name, eng_rev_t *rev)

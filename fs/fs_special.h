@@ -23,7 +23,8 @@ struct fs_special {
 	bool per_dir;     /* resolved in every directory, not only the root */
 	mode_t mode;      /* S_IFREG | permissions */
 	/* Produce the whole content at open (malloc'd, freed by the caller);
-	 * `dir` is the directory's key prefix. */
+	 * `dir` is the directory's key prefix.  NULL: a stream (`@watch`,
+	 * served by fs_watch.c). */
 	int (*read)(struct fs *fs, const char *dir, size_t dir_len,
 	            eng_rev_t rev, char **buf, size_t *len);
 	/* Take the content written, at flush; NULL: read-only (EACCES). */
