@@ -3,7 +3,8 @@
  * (daemon/rv_opts.c).  The input is split on NUL bytes into argv (after
  * "revfs"); the first argument is also fed to the value parsers.
  * Properties: no crash, no leak, no read past the arguments; a successful
- * parse has a mountpoint and a data directory unless --help/--version.
+ * parse has a mountpoint and, unless --help/--version, either a data
+ * directory (local backend) or endpoints (backend=etcd).
  */
 #include "daemon/rv_opts.h"
 #include "tests/fuzz/fuzz.h"
@@ -41,7 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rv_opts_parse(argc, argv, &o, err, sizeof(err)) == 0 && !o.help &&
 	    !o.version) {
 		FUZZ_CHECK(o.mountpoint != NULL);
-		FUZZ_CHECK(o.data_dir != NULL);
+		/* The etcd backend needs endpoints, the local one a store. */
+		if (o.backend && !strcmp(o.backend, "etcd"))
+			FUZZ_CHECK(o.endpoints != NULL);
+		else
+			FUZZ_CHECK(o.data_dir != NULL && !o.endpoints);
 	}
 	rv_opts_free(&o);
 	free(buf);
