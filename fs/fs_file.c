@@ -26,6 +26,7 @@
  * of that inode (so two closes of one file commit in turn); no other lock
  * is held across an engine call.
  */
+#include "fs_ctl.h"
 #include "fs_int.h"
 #include "fs_special.h"
 #include "fs_watch.h"
@@ -47,6 +48,7 @@ struct fs_fh {
 	struct eng_kv kv;     /* a reader's version */
 	struct fs_hist *hist; /* KEY@history */
 	struct fs_wstream *ws; /* @watch */
+	eng_snapshot_stream *snap; /* @snapshot; reads under lock */
 	char *sbuf;           /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
@@ -73,6 +75,7 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 	fs_hist_free(fh->hist);
 	if (fh->ws)
 		fs_watch_release(fh->ws);
+	eng_snapshot_stream_close(fh->snap);
 	free(fh->sbuf);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
@@ -350,6 +353,8 @@ static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		fh->writer = true;
 		return 0;
 	}
+	if (fs_ctl_is_snapshot(in->special))
+		return fs_ctl_snapshot_open(fs, &fh->snap);
 	if (!sp->read)
 		return fs_watch_open(fs, in->key, in->key_len, in->rev,
 		                     &fh->ws);
@@ -569,6 +574,10 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (fh->hist) {
 		n = fs_hist_read(fh->hist, buf, size, off);
+	} else if (fh->snap) {
+		pthread_mutex_lock(&fh->lock);
+		n = fs_ctl_snapshot_read(fh->snap, buf, size, off);
+		pthread_mutex_unlock(&fh->lock);
 	} else if (in->kind == FS_I_SPECIAL) {
 		pthread_mutex_lock(&fh->lock);
 		n = (ssize_t)copy_range(buf, fh->sbuf, fh->slen, size, off);

@@ -5,6 +5,7 @@
  * `@revision` lives here for now; the control files of issue 5 (@compact,
  * @stats, @leases/, @watch, @snapshot) are added as rows.
  */
+#include "fs_ctl.h"
 #include "fs_int.h"
 #include "fs_special.h"
 
@@ -29,6 +30,11 @@ static int rd_revision(struct fs *fs, const char *dir, size_t dir_len,
 static const struct fs_special table[] = {
     {"@revision", false, false, S_IFREG | 0444, rd_revision, NULL},
     {"@watch", true, true, S_IFREG | 0444, NULL, NULL},
+    {"@compact", false, false, S_IFREG | 0644, fs_ctl_compact_read,
+     fs_ctl_compact_write},
+    {"@stats", false, false, S_IFREG | 0444, fs_ctl_stats_read, NULL},
+    /* a stream: fs_file.c serves it through fs_ctl_snapshot_*() */
+    {"@snapshot", false, false, S_IFREG | 0400, NULL, NULL},
 };
 
 int fs_special_find(const char *name, eng_rev_t *rev)
