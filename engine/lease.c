@@ -16,7 +16,9 @@
  * local_lease_delete() (one commit: the attached keys and the lease, one
  * revision, DELETE events to watchers), made without the manager's lock, and
  * several run at once so that a burst of expiries shares fsyncs through the
- * store's group commit.
+ * store's group commit.  Only one of them (the timer owner) sleeps until the
+ * top deadline; the others sleep untimed until a burst needs them, so a
+ * deadline wakes one thread, not all.
  *
  * Invariants:
  *  - A lease is in the id table iff it is in the heap; a named one is also
@@ -33,7 +35,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define LEASE_EXPIRERS 4
+/* Concurrent expiries: a burst shares fsyncs through group commit. */
+#define LEASE_EXPIRERS 16
 #define LEASE_TTL_MAX  9000000000LL
 #define LEASE_RETRY_NS 1000000000LL /* after a failed expiry */
 #define NS_PER_S       1000000000LL
@@ -53,13 +56,15 @@ struct lease_mgr {
 	struct eng_options opt;
 	pthread_mutex_t put_lock; /* serializes TTL changes (store + memory) */
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* the heap's top moved earlier, or stop */
+	pthread_cond_t timer_cv; /* the timer owner: the top moved earlier */
+	pthread_cond_t work_cv;  /* the helpers: more leases are due */
 	/* protected by lock */
 	struct lease **ids, **names; /* hash tables, nb buckets each */
 	size_t nb, n;
 	struct lease **heap;
 	size_t heap_n, heap_cap;
 	bool stop;
+	bool timer_owned; /* an expirer sleeps until the top deadline */
 	/* set at start, read-only afterwards */
 	int nthreads;
 	pthread_t threads[LEASE_EXPIRERS];
@@ -220,7 +225,7 @@ static int lease_insert(struct lease_mgr *m, struct lease *ls)
 	m->heap[m->heap_n++] = ls;
 	heap_fix(m, ls->hidx);
 	if (ls->hidx == 0)
-		pthread_cond_signal(&m->cond);
+		pthread_cond_signal(&m->timer_cv);
 	return 0;
 }
 
@@ -290,15 +295,23 @@ static void *expirer(void *arg)
 		int rc;
 
 		if (!m->heap_n || m->heap[0]->deadline_ns > now) {
-			cond_wait_until(&m->cond, &m->lock,
+			if (m->timer_owned) {
+				pthread_cond_wait(&m->work_cv, &m->lock);
+				continue;
+			}
+			m->timer_owned = true;
+			cond_wait_until(&m->timer_cv, &m->lock,
 			                m->heap_n ? m->heap[0]->deadline_ns
 			                          : INT64_MAX);
+			m->timer_owned = false;
 			continue;
 		}
 		ls = m->heap[0];
 		lease_remove(m, ls); /* from here on the lease is gone */
-		if (m->heap_n && m->heap[0]->deadline_ns <= now)
-			pthread_cond_signal(&m->cond); /* a burst: share it */
+		/* a helper takes the next due lease (a burst: share it) or
+		 * the timer, while this one is busy */
+		if (m->heap_n)
+			pthread_cond_signal(&m->work_cv);
 		pthread_mutex_unlock(&m->lock);
 
 		rc = local_lease_delete(m->l, ls->id, &rev);
@@ -355,7 +368,8 @@ static void mgr_destroy(struct lease_mgr *m)
 	free(m->names);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->put_lock);
-	pthread_cond_destroy(&m->cond);
+	pthread_cond_destroy(&m->timer_cv);
+	pthread_cond_destroy(&m->work_cv);
 	free(m);
 }
 
@@ -377,7 +391,8 @@ int lease_mgr_new(struct local *l, const struct eng_options *opt,
 	pthread_mutex_init(&m->put_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->cond, &ca);
+	pthread_cond_init(&m->timer_cv, &ca);
+	pthread_cond_init(&m->work_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
 	c.m = m;
@@ -414,7 +429,8 @@ void lease_mgr_free(struct lease_mgr *m)
 		return;
 	pthread_mutex_lock(&m->lock);
 	m->stop = true;
-	pthread_cond_broadcast(&m->cond);
+	pthread_cond_broadcast(&m->timer_cv);
+	pthread_cond_broadcast(&m->work_cv);
 	pthread_mutex_unlock(&m->lock);
 	for (int i = 0; i < m->nthreads; i++)
 		pthread_join(m->threads[i], NULL);
@@ -568,7 +584,7 @@ int lease_mgr_set_ttl(struct lease_mgr *m, eng_lease_t id, int64_t ttl)
 			    deadline_after(eng_now_mono_ns(), ttl);
 			heap_fix(m, ls->hidx);
 			if (ls->hidx == 0)
-				pthread_cond_signal(&m->cond);
+				pthread_cond_signal(&m->timer_cv);
 		} else {
 			rc = ENG_E_LEASE_NOT_FOUND;
 		}
