@@ -182,17 +182,30 @@ static inline bool bench_port_free(int port)
 	return ok;
 }
 
+static inline int64_t bench_etcd_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /*
- * Start etcd with its data in `dir` (created by etcd) and its log in
- * dir.log.  Waits until it answers (10 s at most).  Returns 0 or -1.
+ * Start etcd with its data in `dir` (created by etcd if missing) and its
+ * log in dir.log.  Waits until a range answers (timeout_s at most, polling
+ * every poll_ms); *ready_ns (if not NULL) gets the time from the fork to
+ * that first answer.  Returns 0 or -1.
  */
-static inline int bench_etcd_start(struct bench_etcd *x, const char *dir)
+static inline int bench_etcd_start_timed(struct bench_etcd *x, const char *dir,
+                                         int timeout_s, int poll_ms,
+                                         int64_t *ready_ns)
 {
 	char purl[64], cluster[96], log[PATH_MAX + 32];
 	int port = 0;
 	CURL *h;
 	struct bench_buf ans = {0};
-	int64_t deadline;
+	int64_t t0, deadline;
+	bool up = false;
 
 	memset(x, 0, sizeof(*x));
 	snprintf(x->dir, sizeof(x->dir), "%s", dir);
@@ -209,11 +222,17 @@ static inline int bench_etcd_start(struct bench_etcd *x, const char *dir)
 	snprintf(x->url, sizeof(x->url), "http://127.0.0.1:%d", port);
 	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", port + 1);
 	snprintf(cluster, sizeof(cluster), "default=%s", purl);
-	x->pid = fork();
-	if (x->pid < 0)
+	h = curl_easy_init();
+	if (!h)
 		return -1;
+	t0 = bench_etcd_mono_ns();
+	x->pid = fork();
+	if (x->pid < 0) {
+		curl_easy_cleanup(h);
+		return -1;
+	}
 	if (x->pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0) {
@@ -228,31 +247,35 @@ static inline int bench_etcd_start(struct bench_etcd *x, const char *dir)
 		       "--initial-cluster", cluster, (char *)NULL);
 		_exit(127);
 	}
-	h = curl_easy_init();
-	if (!h)
-		goto fail;
-	deadline = (int64_t)time(NULL) + 10;
-	while (time(NULL) < deadline) {
+	deadline = t0 + (int64_t)timeout_s * 1000000000;
+	while (bench_etcd_mono_ns() < deadline) {
 		if (bench_http_post(h, x->url, "/v3/kv/range",
-		                    "{\"key\":\"AA==\"}", &ans) == 200)
+		                    "{\"key\":\"AA==\"}", &ans) == 200) {
+			up = true;
 			break;
-		usleep(100000);
+		}
+		usleep((useconds_t)poll_ms * 1000);
 	}
+	if (ready_ns)
+		*ready_ns = bench_etcd_mono_ns() - t0;
 	curl_easy_cleanup(h);
 	free(ans.p);
-	if (time(NULL) >= deadline)
-		goto fail;
-	return 0;
-fail:
+	if (up)
+		return 0;
 	kill(x->pid, SIGKILL);
 	waitpid(x->pid, NULL, 0);
 	x->pid = 0;
 	return -1;
 }
 
+static inline int bench_etcd_start(struct bench_etcd *x, const char *dir)
+{
+	return bench_etcd_start_timed(x, dir, 10, 100, NULL);
+}
+
 static inline void bench_etcd_stop(struct bench_etcd *x)
 {
-	int64_t deadline = (int64_t)time(NULL) + 5;
+	int64_t deadline = (int64_t)time(NULL) + 30;
 
 	if (x->pid <= 0)
 		return;

@@ -25,11 +25,17 @@
  *
  * usage: bench_open [--dir CACHE] [--keys N] [--versions V] [--value-size B]
  *                   [--budget SECONDS] [--ranges R] [--threads T]
- *                   [--drop-caches] [--extend]
+ *                   [--drop-caches] [--extend] [--etcd]
  *
  * --extend continues a store that an earlier budget cut short.
+ * --etcd also loads the same keys (one version each: etcd's default 2 GiB
+ * quota would not hold ten) into etcd 3.4, cached in CACHE/etcd, and
+ * measures it the same way in the same run: start to first answer, RSS, a
+ * 1,000-key range and the first pages of paging by 500 through its JSON
+ * gateway.
  */
 #include "engine/engine.h"
+#include "tests/bench/bench_etcd.h"
 #include "tests/bench/bench_util.h"
 
 #include <dirent.h>
@@ -55,12 +61,21 @@ struct open_meta {
 	double build_s;
 };
 
+/* The engine's figures, kept for the ratios against etcd. */
+struct open_figs {
+	int64_t first_ns; /* open to first answer */
+	long rss_kib;     /* after open */
+	double range_ms;  /* 1,000-key range at the current revision, avg */
+	double page_ms;   /* median page of the first tenth of the scan */
+};
+
 struct open_cfg {
 	char dir[PATH_MAX];
 	long keys, versions, value_size, ranges, threads;
 	double budget_s;
 	bool drop_caches;
 	bool extend; /* add versions to a store the budget cut short */
+	bool etcd;   /* also measure etcd 3.4 holding the same keys */
 };
 
 static void open_key(char *key, long i)
@@ -327,7 +342,8 @@ static int64_t open_median(const int64_t *v, size_t n)
 
 /* R ranges of 1,000 keys at rev, random starts; prints avg/p50/max. */
 static int open_ranges(eng *e, const struct open_meta *m, long nranges,
-                       eng_rev_t rev, int64_t want_version, const char *what)
+                       eng_rev_t rev, int64_t want_version, const char *what,
+                       double *avg_ms)
 {
 	int64_t *ns = calloc((size_t)nranges, sizeof(*ns)), sum = 0;
 	uint64_t seed = 0x51ED2701ULL;
@@ -347,8 +363,9 @@ static int open_ranges(eng *e, const struct open_meta *m, long nranges,
 	qsort(ns, (size_t)nranges, sizeof(*ns), open_cmp_i64);
 	printf("range %d keys at %s (rev %" PRId64 "): avg %.2f ms, p50 %.2f "
 	       "ms, max %.2f ms over %ld ranges at random starts\n",
-	       OPEN_RANGE_KEYS, what, rev, (double)sum / nranges / 1e6,
-	       ns[nranges / 2] / 1e6, ns[nranges - 1] / 1e6, nranges);
+	       OPEN_RANGE_KEYS, what, rev,
+	       *avg_ms = (double)sum / nranges / 1e6, ns[nranges / 2] / 1e6,
+	       ns[nranges - 1] / 1e6, nranges);
 	rc = 0;
 out:
 	free(ns);
@@ -356,7 +373,7 @@ out:
 }
 
 /* Page through the whole prefix by 500 at one revision. */
-static int open_paging(eng *e, const struct open_meta *m)
+static int open_paging(eng *e, const struct open_meta *m, double *page_ms)
 {
 	char end[sizeof(OPEN_PREFIX)], *next = NULL;
 	size_t next_len = strlen(OPEN_PREFIX), end_len;
@@ -428,6 +445,7 @@ static int open_paging(eng *e, const struct open_meta *m)
 		pages = pages_max;
 	k = pages / 10 > 1 ? (int)(pages / 10) : 1;
 	first = open_median(ns, (size_t)k);
+	*page_ms = (double)first / 1e6;
 	last = open_median(ns + pages - k, (size_t)k);
 	printf("paging %ld keys by %d at rev %" PRId64 ": %ld pages in %.2f s "
 	       "(%.3f ms/page) [etcd 3.4, for scale, not measured here: "
@@ -534,7 +552,8 @@ out:
 	return ns;
 }
 
-static int open_measure(const struct open_cfg *c, const struct open_meta *m)
+static int open_measure(const struct open_cfg *c, const struct open_meta *m,
+                        struct open_figs *f)
 {
 	char store[PATH_MAX + 8], scratch[PATH_MAX + 16], key[OPEN_KEY_LEN];
 	struct eng_options opt;
@@ -577,9 +596,11 @@ static int open_measure(const struct open_cfg *c, const struct open_meta *m)
 	}
 	rss1 = bench_rss_kib();
 	anon1 = bench_status_kib("RssAnon");
+	f->rss_kib = rss1;
 	open_key(key, m->keys / 2);
 	rc = eng_get(e, key, OPEN_KEY_LEN, 0, NULL, &kv);
 	t_first = bench_mono_ns() - t0;
+	f->first_ns = t_first;
 	if (rc || kv.version != m->versions) {
 		fprintf(stderr, "first get: %s, version %" PRId64 "\n",
 		        eng_strerror(rc), rc ? 0 : kv.version);
@@ -607,15 +628,15 @@ static int open_measure(const struct open_cfg *c, const struct open_meta *m)
 	old_version = m->versions >= 2 ? 2 : 1;
 	old_rev = m->rev_after[old_version];
 	rc = open_ranges(e, m, c->ranges, old_rev, old_version,
-	                 "an old revision");
+	                 "an old revision", &f->range_ms);
 	if (rc)
 		goto out;
 	rc = open_ranges(e, m, c->ranges, 0, m->versions,
-	                 "the current revision");
+	                 "the current revision", &f->range_ms);
 	if (rc)
 		goto out;
 	open_print_rss("after the ranges");
-	rc = open_paging(e, m);
+	rc = open_paging(e, m, &f->page_ms);
 	if (rc)
 		goto out;
 	open_print_rss("after paging");
@@ -646,12 +667,219 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ etcd */
+
+#define OPEN_ETCD_TXN     128 /* etcd's default --max-txn-ops */
+#define OPEN_ETCD_THREADS 8
+
+struct open_etcd_load {
+	const struct bench_etcd *x;
+	long keys, value_size;
+	atomic_long next;
+	atomic_int failed;
+};
+
+/* Put keys OPEN_ETCD_TXN at a time, one txn each, through the gateway. */
+static void *open_etcd_load_thread(void *arg)
+{
+	struct open_etcd_load *L = arg;
+	size_t vb64 = 4 * (((size_t)L->value_size + 2) / 3);
+	size_t cap = OPEN_ETCD_TXN * (vb64 + 128) + 64;
+	char *body = malloc(cap), *val = malloc((size_t)L->value_size);
+	char key[OPEN_KEY_LEN];
+	struct bench_buf ans = {0};
+	CURL *h = curl_easy_init();
+
+	if (!body || !val || !h) {
+		atomic_store(&L->failed, 1);
+		goto out;
+	}
+	while (!atomic_load(&L->failed)) {
+		long first = atomic_fetch_add(&L->next, OPEN_ETCD_TXN);
+		size_t o;
+
+		if (first >= L->keys)
+			break;
+		o = (size_t)snprintf(body, cap, "{\"success\":[");
+		for (long i = first; i < first + OPEN_ETCD_TXN && i < L->keys;
+		     i++) {
+			uint64_t seed = (uint64_t)i * 1000003 + 1;
+
+			open_key(key, i);
+			bench_fill(&seed, val, (size_t)L->value_size);
+			o += (size_t)snprintf(body + o, cap - o,
+			                      "%s{\"request_put\":{\"key\":\"",
+			                      i == first ? "" : ",");
+			o += bench_b64_encode(key, OPEN_KEY_LEN, body + o);
+			o += (size_t)snprintf(body + o, cap - o,
+			                      "\",\"value\":\"");
+			o += bench_b64_encode(val, (size_t)L->value_size,
+			                      body + o);
+			o += (size_t)snprintf(body + o, cap - o, "\"}}");
+		}
+		snprintf(body + o, cap - o, "]}");
+		if (bench_http_post(h, L->x->url, "/v3/kv/txn", body, &ans) !=
+		    200) {
+			fprintf(stderr, "etcd txn: %.200s\n",
+			        ans.p ? ans.p : "(no answer)");
+			atomic_store(&L->failed, 1);
+		}
+	}
+out:
+	if (h)
+		curl_easy_cleanup(h);
+	free(ans.p);
+	free(body);
+	free(val);
+	return NULL;
+}
+
+/* Load the keys into a new etcd data directory; writes CACHE/etcd-meta. */
+static int open_etcd_build(const struct open_cfg *c, const char *edir)
+{
+	struct open_etcd_load L = {.keys = c->keys,
+	                           .value_size = c->value_size};
+	struct bench_etcd x;
+	pthread_t th[OPEN_ETCD_THREADS];
+	char meta[PATH_MAX + 16];
+	int64_t t0 = bench_mono_ns();
+	FILE *f;
+	int n, rc = -1;
+
+	if (bench_etcd_start_timed(&x, edir, 30, 100, NULL)) {
+		fprintf(stderr, "etcd did not start (see %s.log)\n", edir);
+		return -1;
+	}
+	L.x = &x;
+	for (n = 0; n < OPEN_ETCD_THREADS; n++)
+		if (pthread_create(&th[n], NULL, open_etcd_load_thread, &L)) {
+			atomic_store(&L.failed, 1);
+			break;
+		}
+	while (n > 0)
+		pthread_join(th[--n], NULL);
+	bench_etcd_stop(&x);
+	if (atomic_load(&L.failed))
+		return -1;
+	printf("etcd: loaded %ld keys x %ld bytes in %.0f s (%d puts per "
+	       "txn, %d threads)\n",
+	       c->keys, c->value_size, (bench_mono_ns() - t0) / 1e9,
+	       OPEN_ETCD_TXN, OPEN_ETCD_THREADS);
+	snprintf(meta, sizeof(meta), "%s-meta", edir);
+	f = fopen(meta, "w");
+	if (f) {
+		fprintf(f, "keys %ld value_size %ld\n", c->keys, c->value_size);
+		rc = fclose(f) ? -1 : 0;
+	}
+	return rc;
+}
+
+/* One range through the gateway; returns its time in ns, or -1. */
+static int64_t open_etcd_range(CURL *h, const struct bench_etcd *x, long start,
+                               long limit, struct bench_buf *ans)
+{
+	char key[OPEN_KEY_LEN], end[sizeof(OPEN_PREFIX)], body[256];
+	char k64[64], e64[64];
+	size_t elen = eng_prefix_end(OPEN_PREFIX, strlen(OPEN_PREFIX), end);
+	int64_t t0;
+
+	open_key(key, start);
+	bench_b64_encode(key, OPEN_KEY_LEN, k64);
+	bench_b64_encode(end, elen, e64);
+	snprintf(body, sizeof(body),
+	         "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":%ld}", k64,
+	         e64, limit);
+	t0 = bench_mono_ns();
+	if (bench_http_post(h, x->url, "/v3/kv/range", body, ans) != 200)
+		return -1;
+	return bench_mono_ns() - t0;
+}
+
+/*
+ * etcd 3.4 holding the same keys (one version each), in the same run:
+ * start to first answer, RSS, 1,000-key ranges and the first pages of a
+ * paging by 500 (etcd counts the rest of the range on every page).
+ */
+static int open_etcd(const struct open_cfg *c, const struct open_meta *m,
+                     const struct open_figs *f)
+{
+	char edir[PATH_MAX + 8], meta[PATH_MAX + 16];
+	struct bench_etcd x;
+	struct bench_buf ans = {0};
+	uint64_t seed = 0x51ED2701ULL;
+	int64_t ready, sum = 0, ns;
+	long rss, span = m->keys - OPEN_RANGE_KEYS, pages = 10;
+	struct stat st;
+	CURL *h = NULL;
+	int rc = -1;
+
+	snprintf(edir, sizeof(edir), "%s/etcd", c->dir);
+	snprintf(meta, sizeof(meta), "%s-meta", edir);
+	if (stat(meta, &st)) {
+		bench_rmtree(edir);
+		if (open_etcd_build(c, edir))
+			return -1;
+	}
+	if (bench_etcd_start_timed(&x, edir, 120, 10, &ready)) {
+		fprintf(stderr, "etcd did not answer within 120 s\n");
+		return -1;
+	}
+	rss = bench_pid_rss_kib(x.pid);
+	printf("etcd 3.4, same keys (1 version each; %.0f MiB data dir): "
+	       "start to first answer %.2f s, RSS then %.0f MiB "
+	       "[engine: %.1f ms, %.1f MiB; ratio engine/etcd %.4f, %.4f]\n",
+	       (double)bench_tree_bytes(edir) / (1 << 20), ready / 1e9,
+	       rss / 1024.0, f->first_ns / 1e6, f->rss_kib / 1024.0,
+	       (double)f->first_ns / (double)ready,
+	       (double)f->rss_kib / (double)rss);
+	h = curl_easy_init();
+	if (!h)
+		goto out;
+	for (long r = 0; r < 10; r++) {
+		ns = open_etcd_range(h, &x,
+		                     (long)(bench_rand(&seed) % (uint64_t)span),
+		                     OPEN_RANGE_KEYS, &ans);
+		if (ns < 0)
+			goto out;
+		sum += ns;
+	}
+	printf("etcd: range %d keys at the current revision: avg %.2f ms "
+	       "over 10 [engine %.2f ms; ratio %.3f]\n",
+	       OPEN_RANGE_KEYS, sum / 10 / 1e6, f->range_ms,
+	       f->range_ms / (sum / 10 / 1e6));
+	sum = 0;
+	for (long p = 0; p < pages; p++) {
+		ns = open_etcd_range(h, &x, p * OPEN_PAGE, OPEN_PAGE, &ans);
+		if (ns < 0)
+			goto out;
+		sum += ns;
+	}
+	printf("etcd: paging by %d, first %ld pages: %.1f ms/page (each page "
+	       "counts the rest of the range; the whole scan would be about "
+	       "%.1f s) [engine: %.3f ms/page; ratio %.4f]\n",
+	       OPEN_PAGE, pages, sum / pages / 1e6,
+	       sum / pages / 1e9 * (double)(m->keys / OPEN_PAGE) / 2,
+	       f->page_ms, f->page_ms / (sum / pages / 1e6));
+	printf("etcd: RSS after the reads %.0f MiB\n",
+	       bench_pid_rss_kib(x.pid) / 1024.0);
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "etcd range failed: %.200s\n",
+		        ans.p ? ans.p : "");
+	if (h)
+		curl_easy_cleanup(h);
+	free(ans.p);
+	bench_etcd_stop(&x);
+	return rc;
+}
+
 static void open_usage(void)
 {
 	fprintf(stderr,
 	        "usage: bench_open [--dir CACHE] [--keys N] [--versions V] "
 	        "[--value-size B] [--budget S] [--ranges R] [--threads T] "
-	        "[--drop-caches] [--extend]\n");
+	        "[--drop-caches] [--extend] [--etcd]\n");
 }
 
 int main(int argc, char **argv)
@@ -663,6 +891,7 @@ int main(int argc, char **argv)
 	                     .threads = 2,
 	                     .budget_s = 300};
 	struct open_meta m = {0};
+	struct open_figs figs = {0};
 	char store[PATH_MAX + 8];
 	bool tmp_dir = false, have_meta;
 	struct stat st;
@@ -679,6 +908,10 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(a, "--extend") == 0) {
 			c.extend = true;
+			continue;
+		}
+		if (strcmp(a, "--etcd") == 0) {
+			c.etcd = true;
 			continue;
 		}
 		if (strcmp(a, "--dir") == 0)
@@ -705,6 +938,9 @@ int main(int argc, char **argv)
 		open_usage();
 		return 2;
 	}
+	/* Line-buffered: a long build or load shows its progress in a log. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!c.dir[0]) {
 		if (bench_mkdtemp(NULL, "open", c.dir)) {
 			perror("mkdtemp");
@@ -771,12 +1007,15 @@ int main(int argc, char **argv)
 	       (double)bytes / (1 << 20), m.build_s,
 	       m.versions < c.versions ? " (SMALLER than asked: budget)" : "");
 	fflush(stdout);
-	if (open_measure(&c, &m))
+	if (open_measure(&c, &m, &figs))
+		goto out;
+	if (c.etcd && open_etcd(&c, &m, &figs))
 		goto out;
 	bench_print_load("after");
 	rc = 0;
 out:
 	if (tmp_dir)
 		bench_rmtree(c.dir);
+	curl_global_cleanup();
 	return rc;
 }

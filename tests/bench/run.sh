@@ -10,8 +10,9 @@
 #   BENCH_ONLY="put open lease watch"  run only these
 #   BENCH_DIR=DIR        where the temporary stores go (default: a new
 #                        mktemp -d under $TMPDIR or /tmp, removed at exit)
-#   BENCH_OPEN_DIR=DIR   keep bench_open's big store in DIR and reuse it on
-#                        later runs (default: inside the temporary dir)
+#   BENCH_OPEN_DIR=DIR   keep bench_open's big store (and etcd's copy of
+#                        its keys) in DIR and reuse them on later runs
+#                        (default: inside the temporary dir)
 #   BENCH_NICE=N         run the benchmarks under `nice -n N`
 #
 # Every figure is printed; nothing is written outside the temporary dir
@@ -48,6 +49,14 @@ echo "# mode: $([ "$QUICK" = 1 ] && echo quick || echo full)"
 echo "# machine: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
 echo "# data dir: $TMP on $(df -PT "$TMP" | awk 'NR==2 {print $1 " (" $2 ")"}')"
 
+# The etcd baselines need Debian's etcd-server and etcd-client.
+ETCD=()
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+	ETCD=(--etcd)
+else
+	echo "# etcd or etcdctl not installed: no etcd baselines"
+fi
+
 RAN=0
 FAILED=0
 run() { # $1 = name, rest = command
@@ -77,10 +86,12 @@ for b in $ONLY; do
 	open)
 		if [ "$QUICK" = 1 ]; then
 			run open $B/bench_open --dir "${BENCH_OPEN_DIR:-$TMP/open}" \
-				--keys 50000 --versions 5 --ranges 20 --budget 20
+				--keys 50000 --versions 5 --ranges 20 --budget 20 \
+				"${ETCD[@]}"
 		else
 			run open $B/bench_open --dir "${BENCH_OPEN_DIR:-$TMP/open}" \
-				--keys 1000000 --versions 10 --ranges 100 --budget 300
+				--keys 1000000 --versions 10 --ranges 100 --budget 300 \
+				"${ETCD[@]}"
 		fi
 		;;
 	lease)
@@ -92,13 +103,6 @@ for b in $ONLY; do
 		fi
 		;;
 	watch)
-		# The etcd baseline needs Debian's etcd-server and etcd-client.
-		ETCD=()
-		if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
-			ETCD=(--etcd)
-		else
-			echo "# etcd or etcdctl not installed: no etcd baseline"
-		fi
 		if [ "$QUICK" = 1 ]; then
 			run watch $B/bench_watch --dir "$TMP" --seconds 5
 			run watch-100x100 $B/bench_watch --dir "$TMP" \
