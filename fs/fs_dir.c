@@ -19,6 +19,7 @@
  * names never contain a raw '@').
  */
 #include "fs_int.h"
+#include "fs_lease.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -281,6 +282,10 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dh *dh;
 	int rc;
 
+	if (in && fs_lease_is_dir(in)) {
+		fs_lease_opendir(req, fs, fi);
+		return;
+	}
 	if (!in || in->kind != FS_I_DIR) {
 		fs_reply_err(req, in ? ENOTDIR : ESTALE, "opendir", "inode %lu",
 		             (unsigned long)ino);
@@ -438,15 +443,31 @@ reply:
 	free(buf);
 }
 
+/* The @leases directory has its own listing (fs_lease.c). */
+static bool lease_dir(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_inode *in = fs_inode_find(req_fs(req), ino);
+
+	return in && fs_lease_is_dir(in);
+}
+
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
+	if (lease_dir(req, ino)) {
+		fs_lease_readdir(req, req_fs(req), size, off, fi, false);
+		return;
+	}
 	do_readdir(req, ino, size, off, fi, false);
 }
 
 void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
+	if (lease_dir(req, ino)) {
+		fs_lease_readdir(req, req_fs(req), size, off, fi, true);
+		return;
+	}
 	do_readdir(req, ino, size, off, fi, true);
 }
 
@@ -466,6 +487,10 @@ static void dh_free(struct fs *fs, struct fs_dh *dh)
 
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (lease_dir(req, ino)) {
+		fs_lease_releasedir(req, fi);
+		return;
+	}
 	dh_free(req_fs(req), (struct fs_dh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

@@ -28,6 +28,7 @@
  */
 #include "fs_ctl.h"
 #include "fs_int.h"
+#include "fs_lease.h"
 #include "fs_special.h"
 #include "fs_watch.h"
 
@@ -52,6 +53,7 @@ struct fs_fh {
 	char *sbuf;           /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
+	bool held; /* @leases/NAME: this descriptor holds the lease */
 	pthread_mutex_t lock; /* guards sbuf */
 };
 
@@ -76,6 +78,8 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 	if (fh->ws)
 		fs_watch_release(fh->ws);
 	eng_snapshot_stream_close(fh->snap);
+	if (fh->held)
+		fs_lease_close(fh->fs, fh->in);
 	free(fh->sbuf);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
@@ -347,6 +351,12 @@ static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	const struct fs_special *sp = fs_special_get(in->special);
 	int rc;
 
+	if (fs_lease_is_file(in)) {
+		rc = fs_lease_open(fs, in, wr, &fh->sbuf, &fh->slen);
+		fh->held = rc == 0;
+		fh->writer = rc == 0 && wr;
+		return rc;
+	}
 	if (wr) {
 		if (!sp->write)
 			return -EACCES;
@@ -436,6 +446,41 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* `echo TTL > @leases/NEW`: the lease is granted when the TTL is written
+ * (at flush); until then the open descriptor makes the name visible. */
+static void create_lease(fuse_req_t req, struct fs *fs, const char *name,
+                         struct fuse_file_info *fi)
+{
+	struct fuse_entry_param ep = {0};
+	struct fs_inode *in;
+	struct fs_fh *fh;
+	int rc;
+
+	in = fs_lease_inode(fs, name, &rc);
+	if (!in)
+		goto fail;
+	fh = fh_new(fs, in);
+	rc = fh ? open_special(fs, in, fh, true) : -ENOMEM;
+	if (rc < 0) {
+		fh_free(fs, fh);
+		fs_inode_forget(fs, in->ino, 1);
+		goto fail;
+	}
+	if (fs_inode_stat(fs, in, &ep.attr) < 0)
+		fs_fill_file_attr(fs, in, NULL, &ep.attr);
+	ep.ino = in->ino;
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)fh;
+	fs_handle_link(fs, &fs->file_handles, &fh->link);
+	if (fuse_reply_create(req, &ep, fi) != 0) {
+		fh_free(fs, fh);
+		fs_inode_forget(fs, in->ino, 1);
+	}
+	return;
+fail:
+	fs_reply_err(req, -rc, "create", "@leases/%s", name);
+}
+
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                   mode_t mode, struct fuse_file_info *fi)
 {
@@ -453,6 +498,10 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!p) {
 		fs_reply_err(req, ESTALE, "create", "unknown parent inode");
+		return;
+	}
+	if (fs_lease_is_dir(p)) {
+		create_lease(req, fs, name, fi);
 		return;
 	}
 	if (fs_inode_read_only(fs, p)) {
@@ -706,7 +755,10 @@ static int special_commit(struct fs *fs, struct fs_fh *fh)
 
 	pthread_mutex_lock(&fh->lock);
 	if (fh->sdirty) {
-		rc = sp->write(fs, fh->sbuf ? fh->sbuf : "", fh->slen);
+		rc = fs_lease_is_file(fh->in)
+		         ? fs_lease_commit(fs, fh->in, fh->sbuf ? fh->sbuf : "",
+		                           fh->slen)
+		         : sp->write(fs, fh->sbuf ? fh->sbuf : "", fh->slen);
 		if (rc == 0)
 			fh->sdirty = false;
 	}

@@ -13,6 +13,7 @@
  * engine call.
  */
 #include "fs_int.h"
+#include "fs_lease.h"
 #include "fs_special.h"
 
 #include <errno.h>
@@ -329,6 +330,8 @@ int fs_inode_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
 		fs_fill_dir_attr(fs, in, st);
 		return 0;
 	}
+	if (fs_lease_is_dir(in) || fs_lease_is_file(in))
+		return fs_lease_stat(fs, in, st);
 	if (in->kind == FS_I_SPECIAL) {
 		fs_fill_file_attr(fs, in, NULL, st);
 		st->st_mode = fs_special_get(in->special)->mode;
@@ -493,6 +496,10 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!p) {
 		fs_reply_err(req, ESTALE, "lookup", "unknown parent inode");
+		return;
+	}
+	if (fs_lease_is_dir(p)) {
+		fs_lease_lookup(req, fs, name);
 		return;
 	}
 	if (p->kind != FS_I_DIR) {
@@ -674,6 +681,10 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	if (!in) {
 		fs_reply_err(req, ESTALE, "setattr", "unknown inode");
+		return;
+	}
+	if (fs_lease_is_file(in)) {
+		fs_lease_setattr(req, fs, in, to_set);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {

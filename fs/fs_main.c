@@ -8,6 +8,7 @@
  * eng_close().
  */
 #include "fs_int.h"
+#include "fs_lease.h"
 #include "fs_watch.h"
 
 #include <errno.h>
@@ -119,6 +120,7 @@ void fs_free(struct fs *fs)
 		fs_dir_release_all(fs); /* their snapshots, before eng_close */
 	}
 	fs_watch_free(fs); /* after the streams' handles were released */
+	fs_lease_free(fs);
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->handles_lock);

@@ -13,6 +13,7 @@
  * is rekeyed: the kernel moved its dentries and keeps the same inodes.
  */
 #include "fs_int.h"
+#include "fs_lease.h"
 
 #include <errno.h>
 #include <stdio.h> /* RENAME_NOREPLACE */
@@ -93,6 +94,10 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!p) {
 		fs_reply_err(req, ESTALE, "unlink", "unknown parent inode");
+		return;
+	}
+	if (fs_lease_is_dir(p)) {
+		fs_lease_unlink(req, fs, name);
 		return;
 	}
 	if (fs_inode_read_only(fs, p)) {

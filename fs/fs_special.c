@@ -7,6 +7,7 @@
  */
 #include "fs_ctl.h"
 #include "fs_int.h"
+#include "fs_lease.h"
 #include "fs_special.h"
 
 #include <errno.h>
@@ -35,6 +36,9 @@ static const struct fs_special table[] = {
     {"@stats", false, false, S_IFREG | 0444, fs_ctl_stats_read, NULL},
     /* a stream: fs_file.c serves it through fs_ctl_snapshot_*() */
     {"@snapshot", false, false, S_IFREG | 0400, NULL, NULL},
+    /* the lease directory and its files ("@leases/NAME" matches no name) */
+    {"@leases", false, false, S_IFDIR | 0755, NULL, fs_lease_row_write},
+    {"@leases/NAME", false, false, S_IFREG | 0644, NULL, fs_lease_row_write},
 };
 
 int fs_special_find(const char *name, eng_rev_t *rev)
