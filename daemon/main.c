@@ -352,6 +352,7 @@ int main(int argc, char **argv)
 	fc.read_only = o.ro;
 	fc.uid = getuid();
 	fc.gid = getgid();
+	fc.mountpoint = mnt;
 	fs_set_log_sink(rv_log_fs_sink);
 	rc = fs_new(e, &fc, &fs);
 	if (rc < 0) {

@@ -21,6 +21,7 @@ struct fs_config {
 	bool read_only;
 	uid_t uid; /* owner shown for every file */
 	gid_t gid;
+	const char *mountpoint; /* absolute; for the inotify replay */
 };
 
 struct fs;

@@ -115,6 +115,7 @@ struct fs {
 	struct fs_hlink dir_handles;  /* protected by handles_lock */
 	struct fs_watchers *watchers; /* @watch streams (fs_watch.c) */
 	struct fs_leases *leases;     /* @leases/ holds (fs_lease.c) */
+	struct fs_replay *replay;     /* inotify replay (fs_replay.c) */
 };
 
 void fs_handle_link(struct fs *fs, struct fs_hlink *head, struct fs_hlink *h);

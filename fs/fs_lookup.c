@@ -13,6 +13,7 @@
  * engine call.
  */
 #include "fs_int.h"
+#include "fs_replay.h"
 #include "fs_lease.h"
 #include "fs_special.h"
 
@@ -498,6 +499,8 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_reply_err(req, ESTALE, "lookup", "unknown parent inode");
 		return;
 	}
+	if (fs_replay_lookup(fs, req, name))
+		return; /* the inotify replay's own name (fs_replay.c) */
 	if (fs_lease_is_dir(p)) {
 		fs_lease_lookup(req, fs, name);
 		return;
@@ -687,6 +690,11 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fs_lease_setattr(req, fs, in, to_set);
 		return;
 	}
+	if (fs_replay_req(fs, req)) {
+		/* an inotify replay's truncate: the store's, unchanged */
+		fs_op_getattr(req, ino, NULL);
+		return;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		size_t size = (size_t)attr->st_size;
 
@@ -765,6 +773,11 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	size_t key_len;
 	int rc;
 
+	if (fs_replay_req(fs, req)) {
+		/* an inotify replay's create: the entry the store has */
+		fs_op_lookup(req, parent, name);
+		return;
+	}
 	if (!S_ISREG(mode)) {
 		fs_reply_err(req, EPERM, "mknod", "'%s': only regular files",
 		             name);

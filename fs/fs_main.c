@@ -9,6 +9,7 @@
  */
 #include "fs_int.h"
 #include "fs_lease.h"
+#include "fs_replay.h"
 #include "fs_watch.h"
 
 #include <errno.h>
@@ -121,6 +122,7 @@ void fs_free(struct fs *fs)
 	}
 	fs_watch_free(fs); /* after the streams' handles were released */
 	fs_lease_free(fs);
+	fs_replay_free(fs);
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->handles_lock);

@@ -22,6 +22,7 @@
  * needs, reads the events and calls fuse_lowlevel_notify_inval_*.
  */
 #include "fs_int.h"
+#include "fs_replay.h"
 #include "fs_watch.h"
 
 #include <errno.h>
@@ -158,7 +159,7 @@ static bool is_own_rev(struct fs *fs, eng_rev_t rev)
 static void invalidate(struct fs *fs, const struct eng_kv *kv, bool own)
 {
 	char name[FS_NAME_MAX + 1];
-	fuse_ino_t ino, parent;
+	fuse_ino_t ino = 0, parent;
 	size_t pl, sl;
 	bool dir = kv->key_len > 0 && kv->key[kv->key_len - 1] == '/';
 	int n;
@@ -189,6 +190,10 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv, bool own)
 	if (!parent)
 		return;
 	sl = kv->key_len - pl - (dir ? 1 : 0);
+	/* A deletion the kernel did not see is replayed through the mount
+	 * (inotify's IN_DELETE), which drops the entry too. */
+	if (kv->deleted && !dir && fs_replay_delete(fs, kv))
+		return;
 	n = fs_name_encode(kv->key + pl, sl, true, name);
 	if (n > 0)
 		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
@@ -311,6 +316,8 @@ static void *notify_main(void *arg)
 					own = is_own_rev(fs, seen);
 				}
 				invalidate(fs, &evs[i].kv, own);
+				if (!own && evs[i].type == ENG_EV_PUT)
+					fs_replay_put(fs, &evs[i].kv);
 			}
 			if (reopen) {
 				/* Fell behind a compaction: start afresh;
@@ -349,6 +356,8 @@ int fs_start_notifier(struct fs *fs, struct fuse_session *se)
 		goto fail;
 	fs->notify_running = true;
 	rc = fs_watch_start(fs); /* the @watch dispatcher */
+	if (rc == 0)
+		rc = fs_replay_start(fs); /* inotify for others' changes */
 	if (rc < 0)
 		fs_stop_notifier(fs);
 	return rc;
@@ -365,6 +374,7 @@ void fs_stop_notifier(struct fs *fs)
 	uint64_t one = 1;
 
 	fs_watch_stop(fs); /* held @watch reads end before the session */
+	fs_replay_stop(fs);
 	if (!fs->notify_running)
 		return;
 	fs->notify_stop = 1;

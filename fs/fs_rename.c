@@ -13,6 +13,7 @@
  * is rekeyed: the kernel moved its dentries and keeps the same inodes.
  */
 #include "fs_int.h"
+#include "fs_replay.h"
 #include "fs_lease.h"
 
 #include <errno.h>
@@ -92,6 +93,11 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	eng_rev_t rev = 0;
 	int rc;
 
+	if (fs_replay_req(fs, req)) {
+		/* an inotify replay of a deletion already made (fs_replay.c) */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (!p) {
 		fs_reply_err(req, ESTALE, "unlink", "unknown parent inode");
 		return;
