@@ -339,6 +339,18 @@ int main(int argc, char **argv)
 	eo.log = rv_log_eng_sink;
 	rc = is_etcd(&o) ? open_etcd(&o, &eo, &e)
 	                 : eng_open(o.data_dir, &eo, &e);
+	/* A daemon just unmounted may still be closing the store (`umount X
+	 * && mount X`): give it up to 3 s before refusing. */
+	for (int i = 0; rc == ENG_E_LOCKED && i < 30; i++) {
+		if (i == 0)
+			rv_log(
+			    ENG_LOG_INFO,
+			    "store '%s' is locked; waiting up to 3 s for its "
+			    "owner to exit",
+			    o.data_dir);
+		usleep(100 * 1000);
+		rc = eng_open(o.data_dir, &eo, &e);
+	}
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot open the store '%s': %s",
 		         src, eng_strerror(rc));
