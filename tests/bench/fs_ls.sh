@@ -13,8 +13,8 @@
 # creates take many minutes and are not what is measured.  Each listing runs
 # twice per file system, alternating tmpfs and revfs so that a change in the
 # machine's load hits both; the ratio uses the better of the two runs of
-# each (ls -l runs once each in the full mode: through the mount it takes
-# minutes).  Every listing's line count is checked (N + 2 for ls -f with . and
+# each (ls -l runs once each: through the mount it takes minutes for a
+# million names).  Every listing's line count is checked (N + 2 for ls -f with . and
 # .., N + 1 for ls -l with its "total" line): a wrong count is a failure.
 . "$(dirname "$0")/fs_lib.sh"
 
@@ -71,23 +71,17 @@ list revfs_f1 "$MNT/L" "ls -f" $((N + 2))
 list tmpfs_f2 "$TMPFS/L" "ls -f" $((N + 2))
 list revfs_f2 "$MNT/L" "ls -f" $((N + 2))
 hwm1=$(fs_hwm_kib "$PID")
+# ls -l through the mount is slow (two getxattr round trips per name, see
+# docs/BENCHMARKS.md): one run each
 list tmpfs_l1 "$TMPFS/L" "ls -l" $((N + 1))
 list revfs_l1 "$MNT/L" "ls -l" $((N + 1))
-if [ "$QUICK" = 1 ]; then
-	list tmpfs_l2 "$TMPFS/L" "ls -l" $((N + 1))
-	list revfs_l2 "$MNT/L" "ls -l" $((N + 1))
-else
-	# ls -l of a million keys through the mount takes minutes (two
-	# getxattr round trips per name): one run each
-	tmpfs_l2=$tmpfs_l1 revfs_l2=$revfs_l1
-fi
 hwm2=$(fs_hwm_kib "$PID")
 
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
 tf=$(best "$tmpfs_f1" "$tmpfs_f2")
 rf=$(best "$revfs_f1" "$revfs_f2")
-tl=$(best "$tmpfs_l1" "$tmpfs_l2")
-rl=$(best "$revfs_l1" "$revfs_l2")
+tl=$tmpfs_l1
+rl=$revfs_l1
 echo
 echo "RESULT ls -f of $N: revfs $rf s, tmpfs $tf s, ratio $(fs_ratio "$rf" "$tf")x tmpfs (aim <= 1.5x)"
 echo "RESULT ls -l of $N: revfs $rl s, tmpfs $tl s, ratio $(fs_ratio "$rl" "$tl")x tmpfs"

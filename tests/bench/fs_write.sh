@@ -13,7 +13,7 @@
 #   - revfs again with an fsync per file (what an editor or a careful tool
 #     does: the fsync commits, the close has nothing left to do).
 #
-#   tests/bench/fs_write.sh            N = 10,000 per target
+#   tests/bench/fs_write.sh            N = 5,000 per target
 #   QUICK=1 tests/bench/fs_write.sh    N = 1,000, no check perf
 #   FS_WRITE_FILES=N                   any other N
 #   FS_WRITE_CHECK_PERF=0|1            skip or force etcdctl check perf
@@ -28,7 +28,7 @@ if [ "$QUICK" = 1 ]; then
 	N=${FS_WRITE_FILES:-1000}
 	CHECK_PERF=${FS_WRITE_CHECK_PERF:-0}
 else
-	N=${FS_WRITE_FILES:-10000}
+	N=${FS_WRITE_FILES:-5000}
 	CHECK_PERF=${FS_WRITE_CHECK_PERF:-1}
 fi
 
