@@ -14,6 +14,7 @@
 #                        its keys) in DIR and reuse them on later runs
 #                        (default: inside the temporary dir)
 #   BENCH_NICE=N         run the benchmarks under `nice -n N`
+#   BENCH_FS=0           skip the filesystem benchmarks (tests/bench/fs_*.sh)
 #
 # Every figure is printed; nothing is written outside the temporary dir
 # unless BENCH_OPEN_DIR says so.  Speed is reported, never asserted: the exit
@@ -128,6 +129,15 @@ for b in $ONLY; do
 		;;
 	esac
 done
+
+# The filesystem benchmarks (tests/bench/fs_*.sh, issue 4) mount
+# build/revfs and need root for their tmpfs: BENCH_FS=0 skips them.
+# They read QUICK themselves.
+if [ "${BENCH_FS:-1}" = 1 ]; then
+	for s in ls cat write; do
+		run fs_$s tests/bench/fs_$s.sh
+	done
+fi
 
 echo
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
