@@ -52,6 +52,23 @@ fi
 pass=0
 fail=0
 
+# run_one CMD...: CMD's output to the terminal and $OUT.one, its status in
+# st.  It runs in the background so that a Ctrl-C or TERM of this runner
+# reaches it (timeout(1) puts it in its own process group): it is sent TERM,
+# and the script's trap unmounts and cleans up before the runner exits.
+RUN_PID=""
+run_one() {
+	"$@" > >(tee "$OUT.one") 2>&1 &
+	RUN_PID=$!
+	wait "$RUN_PID"
+	st=$?
+	RUN_PID=""
+	sleep 0.2 # let tee finish writing
+}
+trap 'echo "# interrupted"
+	[ -n "$RUN_PID" ] && kill -TERM "$RUN_PID" && wait "$RUN_PID"
+	exit 130' INT TERM HUP
+
 # count LOG STATUS NAME SUMMARY_RE: add a script's ok / not ok lines
 count() {
 	local p f
@@ -84,8 +101,7 @@ for REVFS in "${BUILDS[@]}"; do
 			unset NKEYS
 		fi
 		# the script's own trap unmounts on the TERM timeout sends
-		timeout -k 30 "$TMO" nice bash "$s" 2>&1 | tee "$OUT.one"
-		st=${PIPESTATUS[0]}
+		run_one timeout -k 30 "$TMO" nice bash "$s"
 		cat "$OUT.one" >>"$OUT"
 		count "$OUT.one" "$st" "$s ($(($(date +%s) - start)) s)" \
 			"^# $(basename "$s" .sh): [0-9]+ passed"
@@ -96,9 +112,8 @@ if [ $etcd = 1 ]; then
 	echo "### tests/integration/etcd_run.sh" | tee -a "$OUT"
 	start=$(date +%s)
 	unset REVFS
-	REVFS_REAL=${BUILDS[0]} timeout -k 30 $((TMO * 2)) nice \
-		tests/integration/etcd_run.sh 2>&1 | tee "$OUT.one"
-	st=${PIPESTATUS[0]}
+	REVFS_REAL=${BUILDS[0]} run_one timeout -k 30 $((TMO * 2)) nice \
+		tests/integration/etcd_run.sh
 	cat "$OUT.one" >>"$OUT"
 	# its own summary line already counts its checks
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUT.one" | tail -n1)
