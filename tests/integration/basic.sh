@@ -285,6 +285,8 @@ assert_true "DIR@REV/ is not listed by ls" \
 # ------------------------------------------------------ setfattr (lease)
 if [ -d "$MNT/@leases" ]; then
 	echo 60 >"$MNT/@leases/L1"
+	assert_eq "echo 60 > @leases/L1 grants a lease that ls @leases lists" \
+		L1 "$(ls "$MNT/@leases" | grep -x L1)"
 	v=$(version "$N/src/n1")
 	if setfattr -n user.revfs.lease -v L1 "$N/src/n1" 2>"$T/err"; then
 		ok "setfattr user.revfs.lease attaches a key to a lease"
@@ -298,10 +300,41 @@ if [ -d "$MNT/@leases" ]; then
 		"$N/src/n1" $'needle changed\n'
 	assert_eq "attaching a lease is one put (version +1)" $((v + 1)) \
 		"$(version "$N/src/n1")"
+	assert_eq "... at the newest revision" "$(rev_now)" \
+		"$(modrev "$N/src/n1")"
+	assert_fails_with "attaching to a lease that does not exist fails ENOENT" \
+		ENOENT setxattr "$N/src/deep/n2" user.revfs.lease nosuch
+	echo x >"$N/src/lx"
+	setfattr -n user.revfs.lease -v L1 "$N/src/lx"
+	setfattr -x user.revfs.lease "$N/src/lx"
+	assert_xattr "setfattr -x detaches the key" "$N/src/lx" \
+		user.revfs.lease 0
+	assert_eq "... in one more put (version 3)" 3 "$(version "$N/src/lx")"
+	rm "$N/src/lx"
 	assert_true "cat @leases/L1 names the attached key" \
 		grep -q n1 "$MNT/@leases/L1"
+	r=$(rev_now)
 	rm "$MNT/@leases/L1"
-	assert_missing "revoking the lease deletes its key" "$N/src/n1"
+	assert_missing "revoking the lease (rm) deletes its key" "$N/src/n1"
+	assert_eq "... in one revision" $((r + 1)) "$(rev_now)"
+	assert_eq "... and the lease is gone from ls @leases" "" \
+		"$(ls "$MNT/@leases" | grep -x L1)"
+	# expiry: a change the engine makes itself, not through this mount;
+	# the kernel's cached entry (60 s) must be invalidated by revfs
+	echo 1 >"$MNT/@leases/L2"
+	echo short >"$N/src/ttl"
+	setfattr -n user.revfs.lease -v L2 "$N/src/ttl"
+	stat "$N/src/ttl" >/dev/null && cat "$N/src/ttl" >/dev/null
+	for ((i = 0; i < 50; i++)); do
+		ls "$N/src" | grep -qx ttl || break
+		sleep 0.1
+	done
+	assert_eq "a key of an expired 1 s lease vanishes from ls within 5 s" \
+		"" "$(ls "$N/src" | grep -x ttl)"
+	assert_missing "... and from lookup (the cached entry was invalidated)" \
+		"$N/src/ttl"
+	assert_eq "... and the lease from ls @leases" "" \
+		"$(ls "$MNT/@leases" | grep -x L2)"
 else
 	todo "setfattr -n user.revfs.lease attaches a key" "no @leases"
 fi
