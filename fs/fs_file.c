@@ -302,7 +302,11 @@ static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		goto out;
 	}
 	pthread_mutex_lock(&in->lock);
-	rc = wbuf_join(in, &cur, (flags & O_TRUNC) != 0);
+	/* Two conditional writers of one REV would share the buffer and
+	 * both "succeed" with one put: the second loses now. */
+	rc = in->kind == FS_I_IFREV && in->wbuf
+	         ? -ESTALE
+	         : wbuf_join(in, &cur, (flags & O_TRUNC) != 0);
 	/* The kernel's pages may soon hold bytes never committed. */
 	in->cache_mod_rev = 0;
 	pthread_mutex_unlock(&in->lock);
@@ -553,7 +557,9 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto fail;
 	}
 	pthread_mutex_lock(&in->lock);
-	rc = wbuf_join(in, &cur, (fi->flags & O_TRUNC) != 0);
+	rc = kind == FS_I_IFREV && in->wbuf
+	         ? -ESTALE /* another conditional writer of REV: see above */
+	         : wbuf_join(in, &cur, (fi->flags & O_TRUNC) != 0);
 	pthread_mutex_unlock(&in->lock);
 	if (rc < 0) {
 		fs_inode_forget(fs, in->ino, 1);
