@@ -9,11 +9,13 @@
  * oldest retained one; (3) a watch on the single key from max(from, C + 1)
  * delivers every later version and deletion in order, and is closed as
  * soon as the version M arrived (it is the last one <= R0), or on an event
- * or progress notification past R0.  If the key is not live at R0, nothing
- * marks the last event <= R0 (a deletion at an unknown revision), so the
- * watch is closed once no event came for HIST_QUIET_MS: under a heavily
- * loaded etcd that catches the watch up later than that, such a history may
- * miss its newest versions (docs/etcd-backend.md).
+ * or progress notification past R0.  If the key is not live at R0, no event
+ * marks the last one <= R0 (a deletion at an unknown revision): then etcd's
+ * progress notification at or past R0 does (etcd sends one only to a watch
+ * that has caught up), or, if none comes first (etcd's notification
+ * interval is long by default), no event for HIST_QUIET_MS: under an etcd
+ * so loaded that it catches the watch up later than that, such a history
+ * may miss its newest versions (docs/etcd-backend.md).
  *
  * Cost: two or three requests plus one watch stream that carries only the
  * key's versions; etcd scans its revisions since `from` to find them.
@@ -142,7 +144,8 @@ int etcdb_history(eng *e, const void *key, size_t key_len, eng_rev_t from,
 	}
 	if (start > r0 || (live_now && last_m < start))
 		goto done;
-	rc = etcd_watch_open(ee->c, key, key_len, NULL, 0, start, 0, &sw);
+	rc = etcd_watch_open(ee->c, key, key_len, NULL, 0, start,
+	                     ETCD_WATCH_PROGRESS, &sw);
 	if (rc)
 		goto out;
 	deadline = eng_now_mono_ns() + (int64_t)ee->timeout_ms * 1000000 * 4;
