@@ -179,6 +179,23 @@ size_t fs_key_parent_len(const char *key, size_t key_len, size_t min)
 	return i;
 }
 
+/*
+ * Is "PREFIX%%HASH" (dn) the one name of seg?  Only if seg's own encoding is
+ * hashed with exactly that prefix: matching the hash and starting with the
+ * prefix is not enough, or "a%%" + hash("ab") would be a second name of ab.
+ */
+static bool hashed_name_of(const char *seg, size_t seg_len,
+                           const struct fs_dname *dn)
+{
+	char full[FS_NAME_MAX + 1], pre[FS_NAME_MAX + 1];
+	int n = fs_name_encode(seg, seg_len, true, full);
+	int m = fs_name_encode(dn->seg, dn->len, false, pre);
+
+	return n > 0 && m > 0 && (size_t)n == (size_t)m + 18 &&
+	       memcmp(full, pre, (size_t)m) == 0 && full[m] == '%' &&
+	       full[m + 1] == '%';
+}
+
 int fs_resolve_hashed(struct fs *fs, const char *dir, size_t dir_len,
                       eng_rev_t rev, const struct fs_dname *dn, char **seg,
                       size_t *seg_len)
@@ -225,7 +242,8 @@ int fs_resolve_hashed(struct fs *fs, const char *dir, size_t dir_len,
 
 			if (kv->is_prefix)
 				sl--;
-			if (fs_hash64(kv->key + dir_len, sl, 0) != dn->hash)
+			if (fs_hash64(kv->key + dir_len, sl, 0) != dn->hash ||
+			    !hashed_name_of(kv->key + dir_len, sl, dn))
 				continue;
 			*seg = malloc(sl + 1);
 			if (!*seg) {
