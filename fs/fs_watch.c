@@ -464,6 +464,25 @@ static void dispatch(struct fs_watchers *W, struct fs_wstream *s)
 	}
 }
 
+/*
+ * Take the first stream of a list detached from W->ready.  A stream stays
+ * marked queued until it is taken, so that a notify meanwhile does not
+ * push it again and overwrite the next_ready link being followed.
+ */
+static struct fs_wstream *take_next(struct fs_watchers *W,
+                                    struct fs_wstream **list)
+{
+	struct fs_wstream *s = *list;
+
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&W->ready_lock);
+	*list = s->next_ready;
+	s->queued = false;
+	pthread_mutex_unlock(&W->ready_lock);
+	return s;
+}
+
 static void *dispatcher_main(void *arg)
 {
 	struct fs_watchers *W = arg;
@@ -479,12 +498,8 @@ static void *dispatcher_main(void *arg)
 		pthread_mutex_lock(&W->ready_lock);
 		list = W->ready;
 		W->ready = NULL;
-		for (s = list; s; s = s->next_ready)
-			s->queued = false;
 		pthread_mutex_unlock(&W->ready_lock);
-		while (list) {
-			s = list;
-			list = s->next_ready;
+		while ((s = take_next(W, &list))) {
 			dispatch(W, s);
 			unref(s);
 		}
@@ -522,6 +537,19 @@ fail:
 	pthread_mutex_destroy(&W->ready_lock);
 	free(W);
 	return rc;
+}
+
+/* Entries on the ready list hold references: drop them. */
+static void drop_ready(struct fs_watchers *W)
+{
+	struct fs_wstream *list, *s;
+
+	pthread_mutex_lock(&W->ready_lock);
+	list = W->ready;
+	W->ready = NULL;
+	pthread_mutex_unlock(&W->ready_lock);
+	while ((s = take_next(W, &list)))
+		unref(s);
 }
 
 /*
@@ -567,18 +595,7 @@ void fs_watch_stop(struct fs *fs)
 		if (ph)
 			fuse_pollhandle_destroy(ph);
 	}
-	/* Entries left on the ready list hold references. */
-	pthread_mutex_lock(&W->ready_lock);
-	s = W->ready;
-	W->ready = NULL;
-	pthread_mutex_unlock(&W->ready_lock);
-	while (s) {
-		struct fs_wstream *next = s->next_ready;
-
-		s->queued = false;
-		unref(s);
-		s = next;
-	}
+	drop_ready(W);
 }
 
 /* At fs_free, after every stream was released. */
@@ -589,17 +606,8 @@ void fs_watch_free(struct fs *fs)
 	if (!W)
 		return;
 	fs_watch_stop(fs);
-	/* A notify after stop (a stream still open) queues with a
-	 * reference: drop those. */
-	pthread_mutex_lock(&W->ready_lock);
-	while (W->ready) {
-		struct fs_wstream *s = W->ready;
-
-		W->ready = s->next_ready;
-		s->queued = false;
-		unref(s);
-	}
-	pthread_mutex_unlock(&W->ready_lock);
+	/* A notify after stop (a stream still open) queued it again. */
+	drop_ready(W);
 	close(W->efd);
 	pthread_mutex_destroy(&W->lock);
 	pthread_mutex_destroy(&W->ready_lock);

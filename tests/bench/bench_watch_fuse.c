@@ -1,0 +1,229 @@
+/*
+ * bench_watch_fuse.c — watch fan-out through files: R reader threads each
+ * block in read(2) on their own DIR/@watch@REV descriptor while W writer
+ * threads put files in DIR at a fixed total rate; prints the delivery
+ * latency (p50, p90, p99, max) from the start of a writer's open(2) to the
+ * return of the reader's read(2) that carries the event, over every
+ * (event, reader) pair.
+ *
+ *   bench_watch_fuse DIR READERS RATE SECONDS
+ *
+ * DIR is a directory on a revfs mount, empty and idle.  Writer w writes
+ * DIR/wW_N in turn (N cycling over 64 names); its k-th put is the k-th
+ * event of writer w for every reader, because a reader's events come in
+ * revision order and each put is one revision — so the reader finds the
+ * put's start time in the writer's table without a clock in the data.
+ * A reader that misses or repeats an event is an error (exit 1).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NWRITERS 4
+#define NNAMES   64
+/* latency histogram: 10 us buckets up to 1 s, then 10 ms up to 60 s */
+#define FINE_N   100000
+#define COARSE_N 6000
+
+static const char *g_dir;
+static long g_rate, g_seconds, g_readers, g_per_writer;
+static int64_t *g_start[NWRITERS]; /* start time of put k of writer w */
+static uint64_t g_fine[FINE_N], g_coarse[COARSE_N], g_over;
+static uint64_t g_max_ns, g_count;
+static int g_errors;
+static long long g_from_rev;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void record(int64_t lat)
+{
+	uint64_t l = lat < 0 ? 0 : (uint64_t)lat;
+	uint64_t m = __atomic_load_n(&g_max_ns, __ATOMIC_RELAXED);
+
+	while (l > m &&
+	       !__atomic_compare_exchange_n(&g_max_ns, &m, l, false,
+	                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	if (l / 10000 < FINE_N)
+		__atomic_add_fetch(&g_fine[l / 10000], 1, __ATOMIC_RELAXED);
+	else if (l / 10000000 < COARSE_N)
+		__atomic_add_fetch(&g_coarse[l / 10000000], 1,
+		                   __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&g_over, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&g_count, 1, __ATOMIC_RELAXED);
+}
+
+static void *writer(void *arg)
+{
+	long w = (long)arg;
+	int64_t t0 = now_ns(), gap = 1000000000LL * NWRITERS / g_rate;
+	char path[4096], val[32];
+
+	for (long k = 0; k < g_per_writer; k++) {
+		int64_t due = t0 + k * gap, t = now_ns();
+		struct timespec ts;
+		int fd, n;
+
+		if (due > t) {
+			ts.tv_sec = (due - t) / 1000000000;
+			ts.tv_nsec = (due - t) % 1000000000;
+			nanosleep(&ts, NULL);
+		}
+		snprintf(path, sizeof(path), "%s/w%ld_%ld", g_dir, w,
+		         k % NNAMES);
+		n = snprintf(val, sizeof(val), "%ld\n", k);
+		__atomic_store_n(&g_start[w][k], now_ns(), __ATOMIC_RELEASE);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, val, (size_t)n) != n || close(fd) < 0) {
+			perror(path);
+			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	int fd = (int)(long)arg;
+	long seen[NWRITERS] = {0}, total = 0, want = g_per_writer * NWRITERS;
+	char buf[65536], line[512];
+	size_t ll = 0;
+
+	while (total < want) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		int64_t t = now_ns();
+
+		if (n <= 0) {
+			fprintf(stderr, "reader: read: %s\n",
+			        n < 0 ? strerror(errno) : "end of file");
+			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			long w;
+			char *p;
+
+			if (buf[i] != '\n') {
+				if (ll < sizeof(line) - 1)
+					line[ll++] = buf[i];
+				continue;
+			}
+			line[ll] = '\0';
+			ll = 0;
+			p = strstr(line, " PUT ");
+			p = p ? strrchr(p, '/') : NULL;
+			if (!p || sscanf(p, "/w%ld_", &w) != 1 || w < 0 ||
+			    w >= NWRITERS)
+				continue; /* PROGRESS */
+			if (seen[w] >= g_per_writer) {
+				__atomic_add_fetch(&g_errors, 1,
+				                   __ATOMIC_RELAXED);
+				continue;
+			}
+			record(t - __atomic_load_n(&g_start[w][seen[w]],
+			                           __ATOMIC_ACQUIRE));
+			seen[w]++;
+			total++;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static double pct(double q)
+{
+	uint64_t want = (uint64_t)(q * (double)g_count), acc = 0;
+
+	for (int i = 0; i < FINE_N; i++)
+		if ((acc += g_fine[i]) > want)
+			return (i + 1) * 0.01;
+	for (int i = 0; i < COARSE_N; i++)
+		if ((acc += g_coarse[i]) > want)
+			return (i + 1) * 10.0;
+	return 60000.0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t *rt, wt[NWRITERS];
+	pthread_attr_t at;
+	char path[4096];
+	FILE *f;
+	int64_t t0, t1;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: %s DIR READERS RATE SECONDS\n",
+		        argv[0]);
+		return 2;
+	}
+	g_dir = argv[1];
+	g_readers = atol(argv[2]);
+	g_rate = atol(argv[3]);
+	g_seconds = atol(argv[4]);
+	if (g_readers <= 0 || g_rate < NWRITERS || g_seconds <= 0)
+		return 2;
+	g_per_writer = g_rate * g_seconds / NWRITERS;
+	for (int w = 0; w < NWRITERS; w++)
+		g_start[w] = calloc((size_t)g_per_writer, sizeof(int64_t));
+	/* the revision to start at: the mount's current one + 1 */
+	snprintf(path, sizeof(path), "%s/../@revision", g_dir);
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%lld", &g_from_rev) != 1) {
+		fprintf(stderr, "cannot read %s\n", path);
+		return 1;
+	}
+	fclose(f);
+	rt = calloc((size_t)g_readers, sizeof(*rt));
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	for (long i = 0; i < g_readers; i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/@watch@%lld", g_dir,
+		         g_from_rev + 1);
+		fd = open(path, O_RDONLY);
+		if (fd < 0 || pthread_create(&rt[i], &at, reader,
+		                             (void *)(long)fd) != 0) {
+			perror(path);
+			return 1;
+		}
+	}
+	usleep(500000); /* the readers are waiting in read() */
+	t0 = now_ns();
+	for (long w = 0; w < NWRITERS; w++)
+		pthread_create(&wt[w], NULL, writer, (void *)w);
+	for (int w = 0; w < NWRITERS; w++)
+		pthread_join(wt[w], NULL);
+	t1 = now_ns();
+	for (long i = 0; i < g_readers; i++)
+		pthread_join(rt[i], NULL);
+	printf("readers %ld, puts %ld in %.2f s (%.0f/s), deliveries %" PRIu64
+	       "\n",
+	       g_readers, g_per_writer * NWRITERS, (double)(t1 - t0) / 1e9,
+	       (double)(g_per_writer * NWRITERS) / ((double)(t1 - t0) / 1e9),
+	       g_count);
+	printf("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+	       pct(0.50), pct(0.90), pct(0.99), (double)g_max_ns / 1e6);
+	if (g_errors ||
+	    g_count != (uint64_t)(g_readers * g_per_writer * NWRITERS)) {
+		fprintf(stderr, "errors: %d, deliveries %" PRIu64 " of %ld\n",
+		        g_errors, g_count, g_readers * g_per_writer * NWRITERS);
+		return 1;
+	}
+	return 0;
+}
