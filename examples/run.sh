@@ -36,10 +36,12 @@ assert_eq "heartbeat: the live nodes" "alive: node-1 node-2 " \
 	"$(grep '^alive:' <<<"$out")"
 
 # ---- cas: 4 concurrent incrementers, 15 each: no increment lost
+cas=()
 for i in 1 2 3 4; do
 	"$EX/cas.sh" "$MNT" counter 15 >"$T/cas.$i" 2>&1 &
+	cas+=($!)
 done
-wait
+wait "${cas[@]}" # not a bare wait: the daemon is this shell's child too
 assert_eq "cas: 4 x 15 concurrent increments" 60 "$(cat "$MNT/counter")"
 retries=$(cat "$T"/cas.* | awk '{ s += substr($3, 2) } END { print s }')
 echo "# cas: $retries retries on conflict"
@@ -64,9 +66,11 @@ for ((i = 0; i < 250; i++)); do echo "$i" >"$MNT/pg/k$i"; done
 w=$!
 out=$("$EX/paginate.sh" "$MNT" pg 100)
 wait "$w"
-assert_eq "paginate: 3 pages" 3 "$(grep -c '^page ' <<<"$out")"
-assert_true "paginate: every entry once, at one revision" \
-	grep -q '^total 250 entries at revision' <<<"$out"
+pr=$(sed -n 's/^total [0-9]* entries at revision //p' <<<"$out")
+pn=$(sed -n 's/^total \([0-9]*\) entries.*/\1/p' <<<"$out")
+assert_eq "paginate: every entry of its revision once" \
+	"$(ls "$MNT/pg@$pr" | wc -l)" "$pn"
+assert_true "paginate: 3 pages or more" test "$(grep -c '^page ' <<<"$out")" -ge 3
 
 # ---- backup while a writer runs
 (for ((i = 0; i < 300; i++)); do echo "$i" >"$MNT/pg/k$((i % 50))"; done) &
