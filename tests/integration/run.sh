@@ -46,6 +46,9 @@ etcd=0
 if [ $# -eq 0 ]; then
 	set -- basic names history badinput crash daemon listing
 	[ -f tests/integration/ops.sh ] && set -- "$@" ops
+	for s in watch informer inotify; do # issue 5: @watch and inotify
+		[ -f tests/integration/$s.sh ] && set -- "$@" $s
+	done
 	[ "${RV_ETCD:-1}" != 0 ] && [ -x tests/integration/etcd_run.sh ] &&
 		etcd=1
 fi
