@@ -291,6 +291,13 @@ void fs_lease_free(struct fs *fs)
 
 /* ------------------------------------------------------------- attributes */
 
+/* The attributes of a lease file known to exist (no engine call). */
+static void file_attr(struct fs *fs, struct fs_inode *in, struct stat *st)
+{
+	fs_fill_file_attr(fs, in, NULL, st);
+	st->st_mode = S_IFREG | (fs->cfg.read_only ? 0444 : 0644);
+}
+
 int fs_lease_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
 {
 	eng_lease_t id;
@@ -303,8 +310,7 @@ int fs_lease_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
 	rc = resolve(fs, in->key, &id);
 	if (rc < 0 && !(rc == -ENOENT && held(fs, in->key)))
 		return rc;
-	fs_fill_file_attr(fs, in, NULL, st);
-	st->st_mode = S_IFREG | (fs->cfg.read_only ? 0444 : 0644);
+	file_attr(fs, in, st);
 	return 0;
 }
 
@@ -348,7 +354,7 @@ void fs_lease_lookup(fuse_req_t req, struct fs *fs, const char *name)
 	if (!in)
 		goto fail;
 	memset(&ep, 0, sizeof(ep));
-	fs_lease_stat(fs, in, &ep.attr);
+	file_attr(fs, in, &ep.attr); /* resolved above: a touch costs less */
 	ep.ino = in->ino;
 	/* no caching: an expiry must make the name vanish at once */
 	ep.attr_timeout = ep.entry_timeout = 0;
@@ -367,6 +373,7 @@ void fs_lease_setattr(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 {
 	struct stat st;
 	eng_lease_t id;
+	bool renewed = false;
 	int rc = 0;
 
 	if (fs->cfg.read_only) {
@@ -382,9 +389,13 @@ void fs_lease_setattr(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 			rc = rc == -ENOENT ? rc : -fs_errno(rc);
 			goto fail;
 		}
+		renewed = true;
 	}
 	/* a size (O_TRUNC, truncate) is accepted and changes nothing */
-	rc = fs_lease_stat(fs, in, &st);
+	if (renewed)
+		file_attr(fs, in, &st); /* it exists: no second look-up */
+	else
+		rc = fs_lease_stat(fs, in, &st);
 	if (rc < 0)
 		goto fail;
 	fuse_reply_attr(req, &st, 0);
