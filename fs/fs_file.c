@@ -44,13 +44,13 @@ struct fs_fh {
 	struct fs_hlink link; /* first: on fs->file_handles once open */
 	struct fs *fs;
 	struct fs_inode *in;
-	bool writer;          /* holds a share of in->wbuf */
-	bool from_wbuf;       /* a reader that reads in->wbuf */
-	struct eng_kv kv;     /* a reader's version */
-	struct fs_hist *hist; /* KEY@history */
-	struct fs_wstream *ws; /* @watch */
+	bool writer;               /* holds a share of in->wbuf */
+	bool from_wbuf;            /* a reader that reads in->wbuf */
+	struct eng_kv kv;          /* a reader's version */
+	struct fs_hist *hist;      /* KEY@history */
+	struct fs_wstream *ws;     /* @watch */
 	eng_snapshot_stream *snap; /* @snapshot; reads under lock */
-	char *sbuf;           /* control file content (read or written) */
+	char *sbuf;                /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
 	bool held; /* @leases/NAME: this descriptor holds the lease */
