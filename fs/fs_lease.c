@@ -581,6 +581,8 @@ int fs_lease_open(struct fs *fs, struct fs_inode *in, bool wr, char **buf,
 {
 	int rc = 0;
 
+	if (wr && fs->cfg.read_only)
+		return -EROFS; /* create_lease comes here before any check */
 	if (!wr)
 		rc = content(fs, in->key, buf, len);
 	if (rc == 0)
