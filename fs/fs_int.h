@@ -14,6 +14,8 @@
  *   fs_xattr.c   user.revfs.* attributes
  *   fs_history.c the KEY@history file
  *   fs_notify.c  the engine watch and the kernel-cache invalidation thread
+ *   fs_watch.c   DIR/@watch streams: held reads, their dispatcher thread
+ *   fs_replay.c  inotify replay of changes the kernel did not see
  *   fs_main.c    struct fs and the operations table
  *
  * Lock order: an inode's lock, then itab_lock (briefly, to copy a key);
