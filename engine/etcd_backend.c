@@ -414,8 +414,16 @@ static int etcdb_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 	t.failure = fail;
 	t.cmps = cmps;
 	rc = ETCDB_RETRY(ee, etcd_txn(ee->c, &t, res));
-	if (!rc)
+	if (!rc) {
+		bool wrote = writes(res->succeeded ? t.success : t.failure,
+		                    res->succeeded ? t.nsuccess : t.nfailure);
+
 		etcdb_seen_rev(ee, res->header_rev);
+		pthread_mutex_lock(&ee->lock);
+		if (wrote)
+			ee->commits++;
+		pthread_mutex_unlock(&ee->lock);
+	}
 out:
 	free(succ);
 	free(fail);
@@ -603,6 +611,7 @@ static int etcdb_stats_get(eng *e, struct eng_stats *out)
 	pthread_mutex_lock(&ee->lock);
 	out->rev = ee->rev;
 	out->watchers = ee->watchers;
+	out->commits = ee->commits; /* each a raft entry; fsyncs are etcd's */
 	out->range = ee->st_range;
 	out->txn = ee->st_txn;
 	out->compact = ee->st_compact;

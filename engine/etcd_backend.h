@@ -46,6 +46,7 @@ struct etcdb {
 	struct eng_op_stats st_range, st_txn,
 	    st_compact;         /* protected by lock */
 	int64_t watchers;       /* protected by lock */
+	uint64_t commits;       /* protected by lock: txns that wrote */
 	struct ewatch *watches; /* protected by lock: open watches */
 
 	/* auto-compaction thread */

@@ -860,6 +860,7 @@ static void test_failover(void **state)
 		put(e, "fo/k", "w");
 		assert_int_equal(eng_stats_get(e, &st), 0);
 		assert_int_equal(st.txn.count, 1);
+		assert_int_equal(st.commits, 1);
 		eng_close(e);
 	}
 }
