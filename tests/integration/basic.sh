@@ -189,6 +189,21 @@ assert_eq "an open descriptor keeps reading the version of its open" old \
 	"$("$RVT" readpin "$N/pin" new)"
 assert_file_content "... while a new open reads the new value" "$N/pin" new
 
+# vim's swap-file dance: create O_EXCL, close, unlink, 500 times
+mkdir "$N/tmpf"
+assert_succeeds "create, close and unlink 2 x 500 temporary files" \
+	tmpfiles "$N/tmpf" 500
+sleep 0.5 # late commits, if any, land
+left=$(ls "$N/tmpf")
+assert_eq "none of the 1000 unlinked temporary files comes back" "" \
+	"$(head -c 300 <<<"$left")"
+for f in $(head -n 2 <<<"$left"); do
+	echo "# $f@history:"
+	sed 's/^/#   /' "$N/tmpf/$f@history"
+done
+rm -rf "$N/tmpf"
+R=$(rev_now)
+
 # ---------------------------------------------------------------- rmdir
 assert_fails_with "rmdir of a non-empty namespace fails ENOTEMPTY" \
 	ENOTEMPTY rmdir "$N/dir2"
@@ -370,8 +385,12 @@ for VIM in $VIMS; do
 		$'one\nTWO\nthree\n'
 	assert_true "$VIM -es: the key's version grew" \
 		test "$(version "$N/vim")" -gt "$v"
-	assert_eq "$VIM -es leaves no swap or backup file" "" \
-		"$(ls -a "$N" | grep -E '^\.vim\.sw|vim~$')"
+	left=$(ls -a "$N" | grep -E '^\.vim\.sw|vim~$')
+	assert_eq "$VIM -es leaves no swap or backup file" "" "$left"
+	for f in $left; do # the leftover's history, for the post-mortem
+		echo "# $f@history:"
+		sed 's/^/#   /' "$N/$f@history"
+	done
 	# as a user runs it: with a swap file
 	assert_true "$VIM -es with a swap file edits a key" timeout 30 $VIM \
 		-u NONE -i NONE -N -es -c 'set swapfile' -c '%s/one/ONE/' \

@@ -20,7 +20,9 @@
  *                        [R1, R2]), names (not . and ..) to OUT;
  *                        then END_HOOK before closedir;
  *                        $RVT_SLOW_US: sleep that long every 1000 names
- *                        (rename2 A B noreplace|exchange: renameat2;
+ *                        (tmpfiles DIR N: create two files, close and
+ *                        unlink them, N times, as vim does with swap files;
+ *                        rename2 A B noreplace|exchange: renameat2;
  *                        seekcheck DIR: telldir/seekdir/rewinddir give the
  *                        same entries again)
  *   rvt readpin PATH NEW open PATH, commit NEW through another open, read
@@ -373,6 +375,41 @@ static int rvt_try(int argc, char **argv)
 		err = renameat2(AT_FDCWD, argv[1], AT_FDCWD, argv[2], fl) < 0
 		          ? errno
 		          : 0;
+	} else if (!strcmp(op, "tmpfiles") && argc == 3) {
+		/* vim's swap-file dance, N times: create two files O_EXCL,
+		 * close and unlink the second, then the first. */
+		long n = atol(argv[2]);
+		char a[4096], b[4096];
+
+		for (long i = 0; i < n && !err; i++) {
+			int fa, fb;
+
+			snprintf(a, sizeof(a), "%s/s%ld", argv[1], i);
+			snprintf(b, sizeof(b), "%s/x%ld", argv[1], i);
+			fa = open(a, O_RDWR | O_CREAT | O_EXCL, 0600);
+			if (fa < 0) {
+				err = errno;
+				snprintf(step, sizeof(step), "open");
+				break;
+			}
+			fb = open(b, O_RDWR | O_CREAT | O_EXCL, 0600);
+			if (fb < 0) {
+				err = errno;
+				snprintf(step, sizeof(step), "open");
+				close(fa);
+				break;
+			}
+			close(fb);
+			if (unlink(b) < 0) {
+				err = errno;
+				snprintf(step, sizeof(step), "unlink");
+			}
+			close(fa);
+			if (!err && unlink(a) < 0) {
+				err = errno;
+				snprintf(step, sizeof(step), "unlink");
+			}
+		}
 	} else if (!strcmp(op, "seekcheck") && argc == 2) {
 		return rvt_seekcheck(argv[1]);
 	} else if (!strcmp(op, "open") && argc == 3) {
