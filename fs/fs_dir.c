@@ -488,7 +488,7 @@ static void dh_free(struct fs *fs, struct fs_dh *dh)
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (lease_dir(req, ino)) {
-		fs_lease_releasedir(req, fi);
+		fs_lease_releasedir(req, req_fs(req), fi);
 		return;
 	}
 	dh_free(req_fs(req), (struct fs_dh *)(uintptr_t)fi->fh);

@@ -44,11 +44,29 @@ struct fs_lease_hold {
 	int64_t next_ms; /* monotonic time of the next renewal */
 };
 
+/* An open listing of @leases: the names at opendir. */
+struct fs_lease_dh {
+	struct fs_lease_dh *next; /* on fs->leases->dirs */
+	char **names;
+	size_t n;
+};
+
+static void dh_free(struct fs_lease_dh *dh)
+{
+	for (size_t i = 0; i < dh->n; i++)
+		free(dh->names[i]);
+	free(dh->names);
+	free(dh);
+}
+
 struct fs_leases {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;         /* wakes the renewal thread */
 	struct fs_lease_hold *holds; /* protected by lock */
-	bool stop;                   /* protected by lock */
+	/* open listings, freed at unmount if the kernel never released
+	 * them; protected by lock */
+	struct fs_lease_dh *dirs;
+	bool stop; /* protected by lock */
 	pthread_t thread;
 	bool running;
 };
@@ -283,6 +301,12 @@ void fs_lease_free(struct fs *fs)
 		free(h->name);
 		free(h);
 	}
+	while (ls->dirs) {
+		struct fs_lease_dh *dh = ls->dirs;
+
+		ls->dirs = dh->next;
+		dh_free(dh);
+	}
 	pthread_cond_destroy(&ls->cond);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls);
@@ -406,11 +430,6 @@ fail:
 
 /* ------------------------------------------------------------ the listing */
 
-struct fs_lease_dh {
-	char **names;
-	size_t n;
-};
-
 /* The listed name of a lease; malloc'd. */
 static char *list_name(const struct eng_lease_info *li)
 {
@@ -426,12 +445,13 @@ static char *list_name(const struct eng_lease_info *li)
 
 void fs_lease_opendir(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
 {
+	struct fs_leases *ls = leases_get(fs);
 	struct eng_lease_info *l = NULL;
 	struct fs_lease_dh *dh;
 	size_t n = 0;
 	int rc;
 
-	dh = calloc(1, sizeof(*dh));
+	dh = ls ? calloc(1, sizeof(*dh)) : NULL;
 	if (!dh) {
 		fs_reply_err(req, ENOMEM, "opendir", "@leases");
 		return;
@@ -453,9 +473,13 @@ void fs_lease_opendir(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
 		fs_reply_err(req, ENOMEM, "opendir", "@leases");
 		return;
 	}
+	pthread_mutex_lock(&ls->lock);
+	dh->next = ls->dirs;
+	ls->dirs = dh;
+	pthread_mutex_unlock(&ls->lock);
 	fi->fh = (uintptr_t)dh;
 	if (fuse_reply_open(req, fi) != 0)
-		fs_lease_releasedir(NULL, fi);
+		fs_lease_releasedir(NULL, fs, fi);
 }
 
 void fs_lease_readdir(fuse_req_t req, struct fs *fs, size_t size, off_t off,
@@ -496,15 +520,21 @@ void fs_lease_readdir(fuse_req_t req, struct fs *fs, size_t size, off_t off,
 	free(buf);
 }
 
-void fs_lease_releasedir(fuse_req_t req, struct fuse_file_info *fi)
+void fs_lease_releasedir(fuse_req_t req, struct fs *fs,
+                         struct fuse_file_info *fi)
 {
 	struct fs_lease_dh *dh = (struct fs_lease_dh *)(uintptr_t)fi->fh;
+	struct fs_leases *ls = fs->leases;
 
-	for (size_t i = 0; dh && i < dh->n; i++)
-		free(dh->names[i]);
-	if (dh)
-		free(dh->names);
-	free(dh);
+	pthread_mutex_lock(&ls->lock);
+	for (struct fs_lease_dh **pp = &ls->dirs; *pp; pp = &(*pp)->next) {
+		if (*pp == dh) {
+			*pp = dh->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ls->lock);
+	dh_free(dh);
 	if (req)
 		fuse_reply_err(req, 0);
 }

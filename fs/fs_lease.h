@@ -31,7 +31,9 @@ void fs_lease_setattr(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 void fs_lease_opendir(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi);
 void fs_lease_readdir(fuse_req_t req, struct fs *fs, size_t size, off_t off,
                       struct fuse_file_info *fi, bool plus);
-void fs_lease_releasedir(fuse_req_t req, struct fuse_file_info *fi);
+/* req NULL: undo an opendir whose reply failed (no reply). */
+void fs_lease_releasedir(fuse_req_t req, struct fs *fs,
+                         struct fuse_file_info *fi);
 /* unlink NAME in @leases (revoke): replies. */
 void fs_lease_unlink(fuse_req_t req, struct fs *fs, const char *name);
 

@@ -77,9 +77,9 @@ for ((i = 0; i < N; i++)); do
 	if ((i % 2)); then odd+=("$L/l$i"); else even+=("$L/l$i"); fi
 done
 r0=$(rev_now)
-# the odd half gets a 3 s TTL and no renewal; the even half 10 s and a
-# touch every half second (10 s: margin for a loaded machine)
-for f in "${even[@]}"; do echo 10 >"$f"; done
+# the odd half gets a 3 s TTL and no renewal; the even half 30 s and a
+# touch every half second (30 s: margin for a heavily loaded machine)
+for f in "${even[@]}"; do echo 30 >"$f"; done
 for f in "${odd[@]}"; do echo 3 >"$f"; done
 for ((s = 0; s < 40; s++)); do
 	touch "${even[@]}"
