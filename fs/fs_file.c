@@ -161,7 +161,7 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	eng_rev_t rev = 0;
 	int rc;
 
-	if (!wb || !wb->dirty)
+	if (!wb || !wb->dirty || wb->orphan)
 		return 0;
 	rc = fs_inode_key(fs, in, &key, &key_len);
 	if (rc < 0)
@@ -785,6 +785,16 @@ static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush)
 		rc = commit_locked(fs, fh->in);
 	pthread_mutex_unlock(&fh->in->lock);
 	return rc;
+}
+
+void fs_wbuf_orphan(struct fs_inode *in)
+{
+	pthread_mutex_lock(&in->lock);
+	if (in->wbuf) {
+		in->wbuf->orphan = true;
+		in->wbuf->dirty = in->wbuf->written = false;
+	}
+	pthread_mutex_unlock(&in->lock);
 }
 
 int fs_wbuf_commit(struct fs *fs, struct fs_inode *in)

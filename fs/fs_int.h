@@ -50,6 +50,7 @@ struct fs_wbuf {
 	                      O_CREAT/O_TRUNC: flush commits only then */
 	int nwriters;      /* open write handles sharing it */
 	eng_lease_t lease; /* the lease the key had at open (kept) */
+	bool orphan;       /* unlinked while open: never committed */
 };
 
 struct fs_inode {
@@ -157,6 +158,13 @@ fuse_ino_t fs_inode_ino_for(struct fs *fs, enum fs_ikind kind, eng_rev_t rev,
 /* Is the live FILE inode of key open for writing (a create not yet
  * committed resolves through it)?  Safe against a concurrent forget. */
 bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len);
+/*
+ * The live file inode of key, if it has a write buffer, taken out of the
+ * key index (a new create of the name gets a fresh inode); NULL if none.
+ * For unlink: the kernel holds the inode until the unlink is answered.
+ */
+struct fs_inode *fs_inode_detach(struct fs *fs, const char *key,
+                                 size_t key_len);
 /* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
 int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
                  size_t *key_len);
@@ -238,6 +246,8 @@ void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                 struct fuse_pollhandle *ph);
 /* Resize the open write buffer of `in`, if any: 1 done, 0 none, -errno. */
 int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size);
+/* The file was unlinked: its open descriptors' writes are never committed. */
+void fs_wbuf_orphan(struct fs_inode *in);
 /* Commit a pending create/truncate now (touch's utimens).  0 or -errno. */
 int fs_wbuf_commit(struct fs *fs, struct fs_inode *in);
 /* Commit every dirty buffer (at unmount, for files still open). */

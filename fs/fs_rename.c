@@ -89,6 +89,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p = fs_inode_find(fs, parent);
 	char *key = NULL;
 	size_t key_len;
+	struct fs_inode *orphan;
 	int64_t deleted = 0;
 	eng_rev_t rev = 0;
 	int rc;
@@ -123,6 +124,10 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOENT;
 		goto fail;
 	}
+	/* Open writers must not bring the name back at their close. */
+	orphan = fs_inode_detach(fs, key, key_len);
+	if (orphan)
+		fs_wbuf_orphan(orphan);
 	if (deleted > 0) {
 		fs_vanish_check(
 		    fs, key, fs_key_parent_len(key, key_len, fs->prefix_len));

@@ -53,3 +53,30 @@ assert_missing "'L%%HASH' (a shorter prefix) is not a second name" \
 	"$O/L%%$(fnv1a64 "$long")"
 assert_missing "'L*201%%HASH' (a longer prefix) is not one either" \
 	"$O/$(head -c 201 /dev/zero | tr '\0' L)%%$(fnv1a64 "$long")"
+
+# ---------------------------------------- unlink of a file open for writing
+# A file created (O_CREAT, nothing written) is committed at release; an
+# unlink before that release used to answer 0 and leave the buffer to be
+# committed afterwards: the name came back (basic.sh's vim swap-file dance
+# failed now and then, when a release came after the unlink).
+P=$MNT/p
+mkdir "$P"
+exec 5>"$P/h"
+rm "$P/h"
+exec 5>&-
+assert_missing "a created file unlinked before its last close stays gone" \
+	"$P/h"
+echo old >"$P/f"
+exec 5>>"$P/f"
+rm "$P/f"
+echo more >&5
+exec 5>&-
+assert_missing "writes after unlink to an open descriptor recreate nothing" \
+	"$P/f"
+exec 5>"$P/k"
+rm "$P/k"
+echo new >"$P/k"
+exec 5>&-
+assert_file_content "a file re-created after unlink keeps its own value" \
+	"$P/k" $'new\n'
+assert_eq "none of them is left behind" k "$(ls "$P")"
