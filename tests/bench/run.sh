@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh — build and run the engine benchmarks (`make bench`).
 #
-#   tests/bench/run.sh               the full run: ~7 minutes, plus building
-#                                    the 1,000,000 x 10 store (budget 5 min;
-#                                    keep it with BENCH_OPEN_DIR)
-#   QUICK=1 tests/bench/run.sh       about a minute, small sizes
+#   tests/bench/run.sh               the engine part: ~8 minutes, plus building
+#                                    the 1,000,000 x 10 store (budget 5 min)
+#                                    and loading etcd's copy (~5 min)
+#   QUICK=1 tests/bench/run.sh       small sizes (engine part: 1-2 minutes)
 #
 # Environment:
 #   BENCH_ONLY="put open lease watch"  run only these
