@@ -80,6 +80,41 @@ static void test_alarm_and_recovery(void **state)
 	th_cleanup(dir);
 }
 
+/* A store already over its quota raises the alarm as it opens (from
+ * LevelDB's table sizes, without scanning the directory), so the very
+ * first put after a restart is refused. */
+static void test_alarm_at_open(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	static char v[16384];
+	unsigned seed = 9;
+	struct eng_stats st;
+	eng *e;
+
+	(void)state;
+	e = th_open(dir, NULL);
+	for (int i = 0; i < 64; i++) {
+		char k[16];
+
+		fill(v, sizeof(v), &seed);
+		snprintf(k, sizeof(k), "big%02d", i);
+		assert_int_equal(
+		    eng_put(e, k, strlen(k), v, sizeof(v), 0, NULL, NULL), 0);
+	}
+	eng_close(e);
+	eng_options_init(&o);
+	o.quota_bytes = QUOTA;
+	e = th_open(dir, &o);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_true(st.alarm_nospace);
+	assert_true(st.db_bytes > QUOTA);
+	assert_int_equal(eng_put(e, "small", 5, "x", 1, 0, NULL, NULL),
+	                 ENG_E_NOSPACE);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 static void test_read_only(void **state)
 {
 	char *dir = th_tmpdir();
@@ -110,6 +145,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_alarm_and_recovery),
+	    cmocka_unit_test(test_alarm_at_open),
 	    cmocka_unit_test(test_read_only),
 	};
 
