@@ -787,14 +787,12 @@ static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush)
 	return rc;
 }
 
-void fs_wbuf_orphan(struct fs_inode *in)
+void fs_wbuf_orphan_locked(struct fs_inode *in)
 {
-	pthread_mutex_lock(&in->lock);
 	if (in->wbuf) {
 		in->wbuf->orphan = true;
 		in->wbuf->dirty = in->wbuf->written = false;
 	}
-	pthread_mutex_unlock(&in->lock);
 }
 
 int fs_wbuf_commit(struct fs *fs, struct fs_inode *in)

@@ -277,18 +277,25 @@ bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len)
 	return pending;
 }
 
-struct fs_inode *fs_inode_detach(struct fs *fs, const char *key, size_t key_len)
+struct fs_inode *fs_inode_writer(struct fs *fs, const char *key, size_t key_len)
 {
 	struct fs_inode *in;
 
 	pthread_mutex_lock(&fs->itab_lock);
 	in = find_key_locked(fs, FS_I_FILE, key, key_len);
 	if (in && __atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE))
-		unlink_key(fs, in);
+		in->nlookup++;
 	else
 		in = NULL;
 	pthread_mutex_unlock(&fs->itab_lock);
 	return in;
+}
+
+void fs_inode_unhash(struct fs *fs, struct fs_inode *in)
+{
+	pthread_mutex_lock(&fs->itab_lock);
+	unlink_key(fs, in);
+	pthread_mutex_unlock(&fs->itab_lock);
 }
 
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)

@@ -159,12 +159,14 @@ fuse_ino_t fs_inode_ino_for(struct fs *fs, enum fs_ikind kind, eng_rev_t rev,
  * committed resolves through it)?  Safe against a concurrent forget. */
 bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len);
 /*
- * The live file inode of key, if it has a write buffer, taken out of the
- * key index (a new create of the name gets a fresh inode); NULL if none.
- * For unlink: the kernel holds the inode until the unlink is answered.
+ * The live file inode of key if it has a write buffer, with one reference
+ * taken (drop it with fs_inode_forget(fs, in->ino, 1)); NULL if none.
  */
-struct fs_inode *fs_inode_detach(struct fs *fs, const char *key,
+struct fs_inode *fs_inode_writer(struct fs *fs, const char *key,
                                  size_t key_len);
+/* Take in out of the key index: a new create of its name gets a fresh
+ * inode (unlink, rename over: in's open descriptors keep the old one). */
+void fs_inode_unhash(struct fs *fs, struct fs_inode *in);
 /* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
 int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
                  size_t *key_len);
@@ -246,8 +248,9 @@ void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                 struct fuse_pollhandle *ph);
 /* Resize the open write buffer of `in`, if any: 1 done, 0 none, -errno. */
 int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size);
-/* The file was unlinked: its open descriptors' writes are never committed. */
-void fs_wbuf_orphan(struct fs_inode *in);
+/* The file was unlinked: its open descriptors' writes are never committed.
+ * Called with in->lock held. */
+void fs_wbuf_orphan_locked(struct fs_inode *in);
 /* Commit a pending create/truncate now (touch's utimens).  0 or -errno. */
 int fs_wbuf_commit(struct fs *fs, struct fs_inode *in);
 /* Commit every dirty buffer (at unmount, for files still open). */

@@ -89,7 +89,8 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p = fs_inode_find(fs, parent);
 	char *key = NULL;
 	size_t key_len;
-	struct fs_inode *orphan;
+	struct fs_inode *w;
+	bool pending;
 	int64_t deleted = 0;
 	eng_rev_t rev = 0;
 	int rc;
@@ -115,19 +116,32 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = fs_name_to_key(fs, p, name, false, false, &key, &key_len);
 	if (rc < 0)
 		goto fail;
+	/*
+	 * An open writer's commit (a close, or the release of a create not
+	 * committed yet) must come before the delete or never: with its
+	 * inode lock held across the delete, the buffer is then orphaned.
+	 */
+	w = fs_inode_writer(fs, key, key_len);
+	if (w)
+		pthread_mutex_lock(&w->lock);
 	rc = fs_eng_delete(fs, key, key_len, NULL, 0, &deleted, &rev);
+	pending = w && w->wbuf;
+	if (rc == 0 && (deleted > 0 || pending) && w) {
+		fs_wbuf_orphan_locked(w);
+		fs_inode_unhash(fs, w);
+	}
+	if (w) {
+		pthread_mutex_unlock(&w->lock);
+		fs_inode_forget(fs, w->ino, 1);
+	}
 	if (rc < 0) {
 		rc = -fs_errno(rc);
 		goto fail;
 	}
-	if (deleted == 0 && !is_pending(fs, key, key_len)) {
+	if (deleted == 0 && !pending) {
 		rc = -ENOENT;
 		goto fail;
 	}
-	/* Open writers must not bring the name back at their close. */
-	orphan = fs_inode_detach(fs, key, key_len);
-	if (orphan)
-		fs_wbuf_orphan(orphan);
 	if (deleted > 0) {
 		fs_vanish_check(
 		    fs, key, fs_key_parent_len(key, key_len, fs->prefix_len));
@@ -376,6 +390,19 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (rc < 0)
 		goto fail;
+	/* A replaced target's open writers must not write over the value
+	 * renamed onto its key. */
+	if (!is_dir && (src_len != dst_len || memcmp(src, dst, src_len))) {
+		struct fs_inode *w = fs_inode_writer(fs, dst, dst_len);
+
+		if (w) {
+			pthread_mutex_lock(&w->lock);
+			fs_wbuf_orphan_locked(w);
+			pthread_mutex_unlock(&w->lock);
+			fs_inode_unhash(fs, w);
+			fs_inode_forget(fs, w->ino, 1);
+		}
+	}
 	fs_inode_rekey(fs, is_dir, src, src_len, dst, dst_len);
 	/* The next lookup makes the inode numbered for the new key. */
 	fs_inval_entry_later(fs, newparent, newname);

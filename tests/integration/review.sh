@@ -1,13 +1,16 @@
 #!/bin/bash
-# review.sh — regressions found by the code review (see /tmp/review.md when
-# it was written): each check pins one bug that was fixed.
+# review.sh — regressions found by the code review: each section pins one
+# bug that was fixed.
 #
-# Hashed names (docs/reference.md §2): "PREFIX%%HASH" is the one name of a
-# segment whose encoding passes 255 bytes, PREFIX being the canonical
-# encoding of its first raw bytes (whole escapes up to the kept length).
-# Lookup used to accept any prefix and any segment with that hash, so a
-# short key had a second name ("a%%" + hash of "ab" opened key "ab") and a
-# long one many ("L%%" + its hash): two names for one key.
+# 1. Hashed names (docs/reference.md §2): "PREFIX%%HASH" is the one name of
+#    a segment whose encoding passes 255 bytes, PREFIX being the canonical
+#    encoding of its first raw bytes.  Lookup used to accept any prefix and
+#    any segment with that hash, so a short key had a second name ("a%%" +
+#    hash of "ab" opened and unlinked key "ab") and a long one many.
+# 2. unlink of a file open for writing: the buffer was committed at the
+#    writer's close or release, bringing the name back.
+# 3. rename over a file open for writing: the old target's buffer was
+#    committed over the value renamed onto its key.
 . "$(dirname "$0")/lib.sh"
 
 # fnv1a64 BYTES: the 64-bit FNV-1a hash, 16 lowercase hex digits
@@ -80,3 +83,15 @@ exec 5>&-
 assert_file_content "a file re-created after unlink keeps its own value" \
 	"$P/k" $'new\n'
 assert_eq "none of them is left behind" k "$(ls "$P")"
+
+# ---------------------------------------- rename over a file open for writing
+# The replaced target's buffer used to be committed to the target's key at
+# its close, overwriting the value just renamed there.
+echo old >"$P/b"
+exec 5>>"$P/b"
+echo renamed >"$P/a"
+mv "$P/a" "$P/b"
+echo junk >&5
+exec 5>&-
+assert_file_content "a replaced target's open writer does not clobber it" \
+	"$P/b" $'renamed\n'
