@@ -115,6 +115,11 @@ echo
 echo "RESULT revfs: $revfs files/s durable on close ($THREADS writers, $SIZE B)"
 echo "RESULT revfs with fsync per file: $revfs_fsync files/s"
 echo "RESULT local fs ($(df -PT "$T" | awk 'NR==2 {print $2}')) with fsync per file: $local_fsync files/s; revfs/local $(fs_ratio "$revfs" "$local_fsync")x"
-echo "RESULT etcd: $etcd puts/s (own load, 16 keep-alive clients), check perf $perf writes/s"
+if [ "$perf" = 0 ]; then
+	perf_txt="check perf not run"
+else
+	perf_txt="check perf $perf writes/s"
+fi
+echo "RESULT etcd: $etcd puts/s (own load, 16 keep-alive clients), $perf_txt"
 echo "RESULT revfs/etcd(best of the two): $(fs_ratio "$revfs" "$best_etcd")x (aim >= 5x)"
 fs_end
