@@ -47,6 +47,11 @@
  * engine's own queue (and its catch-up from the store) holds the rest, so
  * a slow reader costs a bounded buffer and never slows a writer. */
 #define FS_WATCH_HIGH (64 * 1024)
+/* After a wakeup the dispatcher lets events gather this long: every answer
+ * costs the reader a new FUSE read request, and the writers' requests queue
+ * behind those in the kernel, so fewer, fuller answers keep writers going
+ * when a thousand readers wait (docs/BENCHMARKS.md, watch_fuse). */
+#define FS_WATCH_GATHER_US 5000
 
 struct fs_wstream {
 	struct fs *fs;
@@ -495,6 +500,7 @@ static void *dispatcher_main(void *arg)
 		if (poll(&pfd, 1, 1000) > 0 &&
 		    read(W->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 			break;
+		usleep(FS_WATCH_GATHER_US);
 		pthread_mutex_lock(&W->ready_lock);
 		list = W->ready;
 		W->ready = NULL;
