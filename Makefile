@@ -62,7 +62,7 @@ LIB_ENGINE := $(B)/libengine.a
 LIB_FS     := $(if $(FS_SRC),$(B)/libfs.a)
 ENGINE_LIBS := $(LIB_ENGINE) $(LDB_LIBS) $(CURL_LIBS) -lm
 
-.PHONY: all bins test test-unit test-san test-valgrind test-integration \
+.PHONY: all bins test test-extra test-unit test-san test-valgrind test-integration \
         test-conformance test-examples bench install uninstall clean format \
         check-format check-layers fuzz
 all: bins
@@ -105,10 +105,16 @@ $(B)/bench/%: tests/bench/%.c $(LIB_ENGINE)
 	$(CC) $(ALL_CFLAGS) $(LDB_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(ENGINE_LIBS)
 
 # ------------------------------------------------------------------ tests
-# tests/run.sh runs every suite and ends with "N passed, N failed".
+# tests/run.sh runs the suites and ends with "N passed, N failed".
 test: bins check-layers
 	$(MAKE) SAN=1 bins
 	tests/run.sh all
+
+# The slower suites (valgrind, the suite against the sanitizer daemon, the
+# etcd backend): CI runs them after make test.
+test-extra: bins
+	$(MAKE) SAN=1 bins
+	tests/run.sh extra
 
 test-unit: bins
 	tests/run.sh unit

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # tests/run.sh — run revfs's test suites and sum them up.
 #
-#   tests/run.sh all           unit + san + valgrind + integration + etcd + conformance + examples
-#   tests/run.sh unit|san|valgrind|integration|etcd|conformance|examples
-# (etcd: the integration suite on the etcd backend, tests/integration/etcd_run.sh)
+#   tests/run.sh [all]   unit + san + integration + conformance + examples
+#                        (make test: under 15 minutes on 2 cores)
+#   tests/run.sh extra   valgrind + integration-san + etcd (make test-extra;
+#                        CI runs both)
+#   tests/run.sh every   both
+#   tests/run.sh SUITE.. unit|san|valgrind|integration|integration-san|etcd|
+#                        conformance|examples
+# san: the unit tests built with ASan+UBSan; integration-san: the mount's
+# suite against the ASan+UBSan daemon; etcd: the suite on the etcd backend
+# (tests/integration/etcd_run.sh).
 #
 # Unit suites count cmocka's test cases; the other suites end their output
 # with a line "N passed, N failed", which is summed.  The last line of this
@@ -73,6 +80,11 @@ run_script_suite() { # $1 = name, $2 = script, args...
 	add_counts "$log"
 }
 
+# `all` (make test) stays under 15 minutes on a 2-core machine; `extra`
+# (make test-extra, which CI also runs) holds the slower suites.
+ALL="unit san integration conformance examples"
+EXTRA="valgrind integration-san etcd"
+
 suite() {
 	case $1 in
 	unit) run_cmocka_dir build/tests unit ;;
@@ -87,8 +99,14 @@ suite() {
 			--errors-for-leak-kinds=definite,indirect --error-exitcode=99
 		;;
 	integration)
-		# the etcd re-run is its own suite below: don't run it twice
-		RV_ETCD=0 run_script_suite integration tests/integration/run.sh
+		# the plain daemon; the etcd re-run is its own suite
+		RV_ETCD=0 RV_SAN=0 run_script_suite integration \
+			tests/integration/run.sh
+		;;
+	integration-san)
+		# the same scripts against the ASan+UBSan daemon
+		RV_ETCD=0 REVFS=build/san/revfs run_script_suite \
+			integration-san tests/integration/run.sh
 		;;
 	etcd) run_script_suite etcd tests/integration/etcd_run.sh ;;
 	conformance) run_script_suite conformance tests/conformance/run.sh ;;
@@ -98,15 +116,15 @@ suite() {
 }
 
 if [ "${1:-all}" = all ]; then
-	for s in unit san valgrind integration etcd conformance examples; do
-		echo "# ---- $s"
-		suite "$s"
-	done
-else
-	for s in "$@"; do
-		echo "# ---- $s"
-		suite "$s"
-	done
+	set -- $ALL
+elif [ "$1" = extra ]; then
+	set -- $EXTRA
+elif [ "$1" = every ]; then
+	set -- $ALL $EXTRA
 fi
+for s in "$@"; do
+	echo "# ---- $s"
+	suite "$s"
+done
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
