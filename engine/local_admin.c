@@ -26,11 +26,17 @@
 
 int eng_check(eng *e, void (*report)(void *arg, const char *msg), void *arg)
 {
+	return eng_check_progress(e, report, arg, NULL, NULL);
+}
+
+int eng_check_progress(eng *e, void (*report)(void *arg, const char *msg),
+                       void *arg, eng_progress_fn progress, void *parg)
+{
 	struct local *l = local_from_eng(e);
 
 	if (!l)
 		return ENG_E_INVAL;
-	return local_check(l, report, arg);
+	return local_check_progress(l, report, arg, progress, parg);
 }
 
 /* ---------------------------------------------------------------- defrag */

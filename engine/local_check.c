@@ -23,7 +23,19 @@ struct chk {
 	void (*report)(void *arg, const char *msg);
 	void *arg;
 	int64_t problems;
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *parg;
+	uint64_t seen; /* records read, over every pass */
 };
+
+#define CHECK_PROGRESS_EVERY 65536
+
+/* One record read: tell the caller now and then (the total is unknown). */
+static void tick(struct chk *c)
+{
+	if (c->progress && ++c->seen % CHECK_PROGRESS_EVERY == 0)
+		c->progress(c->parg, c->seen, 0);
+}
 
 static void problem(struct chk *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -63,6 +75,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 	*live = 0;
 	for (leveldb_iter_seek(it, &start, 1); leveldb_iter_valid(it);
 	     leveldb_iter_next(it)) {
+		tick(c);
 		size_t kn, vn, plen, ln;
 		const char *k = leveldb_iter_key(it, &kn);
 		const char *v = leveldb_iter_value(it, &vn);
@@ -158,6 +171,7 @@ static int64_t count_space(struct chk *c, char sp)
 
 	for (leveldb_iter_seek(it, &sp, 1); leveldb_iter_valid(it);
 	     leveldb_iter_next(it)) {
+		tick(c);
 		size_t kn;
 
 		if (leveldb_iter_key(it, &kn)[0] != sp)
@@ -177,6 +191,7 @@ static int check_log(struct chk *c, int64_t rev, int64_t crev)
 
 	for (leveldb_iter_seek(it, &start, 1); leveldb_iter_valid(it);
 	     leveldb_iter_next(it)) {
+		tick(c);
 		size_t kn, vn, hn;
 		const char *k = leveldb_iter_key(it, &kn);
 		const char *v = leveldb_iter_value(it, &vn);
@@ -222,6 +237,7 @@ static int check_attach(struct chk *c)
 
 	for (leveldb_iter_seek(it, &start, 1); leveldb_iter_valid(it);
 	     leveldb_iter_next(it)) {
+		tick(c);
 		size_t kn, ln;
 		const char *k = leveldb_iter_key(it, &kn);
 		int64_t id;
@@ -258,8 +274,21 @@ static int check_attach(struct chk *c)
 int local_check(struct local *l, void (*report)(void *arg, const char *msg),
                 void *arg)
 {
+	return local_check_progress(l, report, arg, NULL, NULL);
+}
+
+int local_check_progress(struct local *l,
+                         void (*report)(void *arg, const char *msg), void *arg,
+                         void (*progress)(void *arg, uint64_t done,
+                                          uint64_t total),
+                         void *parg)
+{
 	const leveldb_snapshot_t *snap = leveldb_create_snapshot(l->db);
-	struct chk c = {.l = l, .report = report, .arg = arg};
+	struct chk c = {.l = l,
+	                .report = report,
+	                .arg = arg,
+	                .progress = progress,
+	                .parg = parg};
 	int64_t rev, keys, crev, live, nlatest;
 	int rc;
 

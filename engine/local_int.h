@@ -279,5 +279,12 @@ void local_compactor_wait(struct local *l, eng_rev_t rev);
  */
 int local_check(struct local *l, void (*report)(void *arg, const char *msg),
                 void *arg);
+/* The same, calling progress(parg, records read, 0) every 65,536 records
+ * (progress may be NULL). */
+int local_check_progress(struct local *l,
+                         void (*report)(void *arg, const char *msg), void *arg,
+                         void (*progress)(void *arg, uint64_t done,
+                                          uint64_t total),
+                         void *parg);
 
 #endif /* REVFS_LOCAL_INT_H */

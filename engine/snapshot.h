@@ -177,6 +177,9 @@ int eng_snapshot_restore(const char *path, const char *dir,
  * another error.
  */
 int eng_check(eng *e, void (*report)(void *arg, const char *msg), void *arg);
+/* eng_check with progress(parg, records read, 0) every 65,536 records. */
+int eng_check_progress(eng *e, void (*report)(void *arg, const char *msg),
+                       void *arg, eng_progress_fn progress, void *parg);
 
 struct eng_repair_stats {
 	int64_t rev_before, rev_after;   /* Mstate's revision */
