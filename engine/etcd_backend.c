@@ -317,13 +317,12 @@ static int etcdb_range(eng *e, const struct eng_range_req *req,
 			r.rev = req->snap->rev;
 	}
 	if (!etcdb_clip(r.key, r.key_len, &r.end, &r.end_len)) {
-		/* Nothing of it is the user's: an empty answer. */
-		eng_rev_t cur = 0;
-
-		rc = ETCDB_RETRY(ee, etcd_current_rev(ee->c, &cur));
-		res->header_rev = cur;
-		res->count = 0;
-		goto out;
+		/* Nothing of it is the user's (empty, reversed or reserved):
+		 * ask etcd for [key, key), which matches nothing but still has
+		 * its revision checked (compacted, future) as etcd checks an
+		 * empty range's. */
+		r.end = r.key;
+		r.end_len = r.key_len;
 	}
 	if (r.delim) {
 		rc = range_delim(ee, &r, r.rev, res);
@@ -354,7 +353,8 @@ static bool writes(const struct eng_op *ops, size_t n)
 	return false;
 }
 
-/* Copy the ops with their ranges clipped; a reserved key is ENG_E_INVAL. */
+/* Copy the ops with their ranges clipped to the user's key space; a put of a
+ * reserved key is ENG_E_INVAL. */
 static int clip_ops(const struct eng_op *ops, size_t n, struct eng_op **out)
 {
 	struct eng_op *c;
@@ -370,8 +370,15 @@ static int clip_ops(const struct eng_op *ops, size_t n, struct eng_op **out)
 		size_t el = c[i].type == ENG_OP_PUT ? 0 : c[i].end_len;
 
 		if (!etcdb_clip(c[i].key, c[i].key_len, &c[i].end, &el)) {
-			free(c);
-			return ENG_E_INVAL;
+			if (c[i].type == ENG_OP_PUT) {
+				free(c); /* a put into the reserved space */
+				return ENG_E_INVAL;
+			}
+			/* Empty, reversed or reserved: etcd answers [key, key)
+			 * with nothing, as it answers an empty range. */
+			c[i].end = c[i].key;
+			c[i].end_len = c[i].key_len;
+			continue;
 		}
 		if (c[i].type != ENG_OP_PUT)
 			c[i].end_len = el;
@@ -404,8 +411,11 @@ static int etcdb_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 		for (size_t i = 0; !rc && i < txn->ncmps; i++) {
 			cmps[i] = txn->cmps[i];
 			if (!etcdb_clip(cmps[i].key, cmps[i].key_len,
-			                &cmps[i].end, &cmps[i].end_len))
-				rc = ENG_E_INVAL;
+			                &cmps[i].end, &cmps[i].end_len)) {
+				/* no user key in it: compare with nothing */
+				cmps[i].end = cmps[i].key;
+				cmps[i].end_len = cmps[i].key_len;
+			}
 		}
 	}
 	if (rc)

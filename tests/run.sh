@@ -3,11 +3,11 @@
 #
 #   tests/run.sh [all]   unit + san + integration + conformance + examples
 #                        (make test: under 15 minutes on 2 cores)
-#   tests/run.sh extra   valgrind + integration-san + etcd (make test-extra;
-#                        CI runs both)
+#   tests/run.sh extra   valgrind + integration-san + etcd + conformance-etcd
+#                        (make test-extra; CI runs both)
 #   tests/run.sh every   both
 #   tests/run.sh SUITE.. unit|san|valgrind|integration|integration-san|etcd|
-#                        conformance|examples
+#                        conformance|conformance-etcd|examples
 # san: the unit tests built with ASan+UBSan; integration-san: the mount's
 # suite against the ASan+UBSan daemon; etcd: the suite on the etcd backend
 # (tests/integration/etcd_run.sh).
@@ -83,7 +83,7 @@ run_script_suite() { # $1 = name, $2 = script, args...
 # `all` (make test) stays under 15 minutes on a 2-core machine; `extra`
 # (make test-extra, which CI also runs) holds the slower suites.
 ALL="unit san integration conformance examples"
-EXTRA="valgrind integration-san etcd"
+EXTRA="valgrind integration-san etcd conformance-etcd"
 
 suite() {
 	case $1 in
@@ -110,6 +110,11 @@ suite() {
 		;;
 	etcd) run_script_suite etcd tests/integration/etcd_run.sh ;;
 	conformance) run_script_suite conformance tests/conformance/run.sh ;;
+	conformance-etcd)
+		# the same sequence through the etcd backend (eng_open_etcd)
+		run_script_suite conformance-etcd tests/conformance/run.sh \
+			--etcd-backend
+		;;
 	examples) run_script_suite examples examples/run.sh ;;
 	*) echo "unknown suite $1" >&2; exit 2 ;;
 	esac
