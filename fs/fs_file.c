@@ -353,6 +353,8 @@ static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
                         bool wr)
 {
 	const struct fs_special *sp = fs_special_get(in->special);
+	char *key = NULL;
+	size_t key_len;
 	int rc;
 
 	if (fs_lease_is_file(in)) {
@@ -369,10 +371,15 @@ static int open_special(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	}
 	if (fs_ctl_is_snapshot(in->special))
 		return fs_ctl_snapshot_open(fs, &fh->snap);
+	/* The directory's prefix: a rename of the directory changes it. */
+	rc = fs_inode_key(fs, in, &key, &key_len);
+	if (rc < 0)
+		return rc;
 	if (!sp->read)
-		return fs_watch_open(fs, in->key, in->key_len, in->rev,
-		                     &fh->ws);
-	rc = sp->read(fs, in->key, in->key_len, in->rev, &fh->sbuf, &fh->slen);
+		rc = fs_watch_open(fs, key, key_len, in->rev, &fh->ws);
+	else
+		rc = sp->read(fs, key, key_len, in->rev, &fh->sbuf, &fh->slen);
+	free(key);
 	return rc;
 }
 
@@ -382,6 +389,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_inode *in = fs_inode_find(fs, ino);
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct fs_fh *fh;
+	char *key = NULL;
+	size_t key_len;
 	int rc = 0;
 
 	if (!in) {
@@ -389,12 +398,15 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (in->kind == FS_I_DIR) {
-		fs_reply_err(req, EISDIR, "open", "'%s'", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, EISDIR, "open", "'%s'", FS_KSTR(key));
+		goto out;
 	}
 	if (wr && fs_inode_read_only(fs, in)) {
-		fs_reply_err(req, EROFS, "open", "'%s' is read-only", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, EROFS, "open", "'%s' is read-only",
+		             FS_KSTR(key));
+		goto out;
 	}
 	fh = fh_new(fs, in);
 	if (!fh) {
@@ -415,7 +427,9 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 		break;
 	case FS_I_HISTORY:
-		rc = fs_hist_open(fs, in->key, in->key_len, &fh->hist);
+		rc = fs_inode_key(fs, in, &key, &key_len);
+		if (rc == 0)
+			rc = fs_hist_open(fs, key, key_len, &fh->hist);
 		fi->direct_io = 1;
 		break;
 	case FS_I_SPECIAL:
@@ -429,8 +443,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (rc < 0) {
 		fh_free(fs, fh);
-		fs_reply_err(req, -rc, "open", "'%s'", in->key);
-		return;
+		if (!key)
+			key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, -rc, "open", "'%s'", FS_KSTR(key));
+		goto out;
 	}
 	fi->fh = (uintptr_t)fh;
 	fs_handle_link(fs, &fs->file_handles, &fh->link);
@@ -448,6 +464,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fh_free(fs, fh);
 	}
+out:
+	free(key);
 }
 
 /* `echo TTL > @leases/NEW`: the lease is granted when the TTL is written
@@ -647,10 +665,14 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = (ssize_t)copy_range(buf, fh->kv.value, fh->kv.value_len,
 		                        size, off);
 	}
-	if (n < 0)
-		fs_reply_err(req, (int)-n, "read", "'%s'", in->key);
-	else
+	if (n < 0) {
+		char *key = fs_inode_key_str(req_fs(req), in);
+
+		fs_reply_err(req, (int)-n, "read", "'%s'", FS_KSTR(key));
+		free(key);
+	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
+	}
 	free(buf);
 }
 
@@ -719,8 +741,11 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	if (in->kind == FS_I_IFREV) {
 		rc = ifrev_check(fs, in);
 		if (rc < 0) {
+			char *key = fs_inode_key_str(fs, in);
+
 			fs_reply_err(req, -rc, "write", "'%s@ifrev=%lld'",
-			             in->key, (long long)in->rev);
+			             FS_KSTR(key), (long long)in->rev);
+			free(key);
 			return;
 		}
 	}
@@ -730,12 +755,16 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		off = (off_t)wb->len;
 	end = (size_t)off + size;
 	if (off < 0 || end > fs->cfg.max_value) {
+		char *key;
+
 		wbuf_reset_locked(fs, in);
 		pthread_mutex_unlock(&in->lock);
+		key = fs_inode_key_str(fs, in);
 		fs_reply_err(req, EFBIG, "write",
 		             "'%s': %zu bytes would pass max_value %zu; the "
 		             "write is dropped, the stored value kept",
-		             in->key, end, fs->cfg.max_value);
+		             FS_KSTR(key), end, fs->cfg.max_value);
+		free(key);
 		return;
 	}
 	rc = wbuf_reserve(wb, end);
@@ -836,43 +865,56 @@ void fs_commit_all(struct fs *fs)
 	pthread_mutex_unlock(&fs->itab_lock);
 	for (size_t i = 0; i < n; i++) {
 		struct fs_inode *in = dirty[i];
+		char *key;
 		int rc;
 
 		pthread_mutex_lock(&in->lock);
 		rc = commit_locked(fs, in);
 		pthread_mutex_unlock(&in->lock);
+		key = fs_inode_key_str(fs, in);
 		if (rc < 0)
 			fs_logf(ENG_LOG_ERR,
 			        "unmount: '%s' lost its last write: %s",
-			        in->key, strerror(-rc));
+			        FS_KSTR(key), strerror(-rc));
 		else
 			fs_logf(
 			    ENG_LOG_INFO,
 			    "unmount: committed '%s', still open for writing",
-			    in->key);
+			    FS_KSTR(key));
+		free(key);
 	}
 	free(dirty);
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int rc = commit_fh(req_fs(req), fh_of(fi), true);
+	struct fs *fs = req_fs(req);
+	int rc = commit_fh(fs, fh_of(fi), true);
 
-	if (rc < 0)
-		fs_reply_err(req, -rc, "close", "'%s'", fh_of(fi)->in->key);
-	else
+	if (rc < 0) {
+		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
+
+		fs_reply_err(req, -rc, "close", "'%s'", FS_KSTR(key));
+		free(key);
+	} else {
 		fuse_reply_err(req, 0);
+	}
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                  struct fuse_file_info *fi)
 {
-	int rc = commit_fh(req_fs(req), fh_of(fi), false);
+	struct fs *fs = req_fs(req);
+	int rc = commit_fh(fs, fh_of(fi), false);
 
-	if (rc < 0)
-		fs_reply_err(req, -rc, "fsync", "'%s'", fh_of(fi)->in->key);
-	else
+	if (rc < 0) {
+		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
+
+		fs_reply_err(req, -rc, "fsync", "'%s'", FS_KSTR(key));
+		free(key);
+	} else {
 		fuse_reply_err(req, 0);
+	}
 }
 
 /* req is NULL when called to undo an interrupted create. */
@@ -894,11 +936,17 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			 * here. */
 			if (fs) {
 				rc = commit_locked(fs, in);
-				if (rc < 0)
+				if (rc < 0) {
+					/* in->lock, then itab_lock: the
+					 * documented order. */
+					char *key = fs_inode_key_str(fs, in);
+
 					fs_logf(ENG_LOG_ERR,
 					        "release: '%s' lost its last "
 					        "write: %s",
-					        in->key, strerror(-rc));
+					        FS_KSTR(key), strerror(-rc));
+					free(key);
+				}
 			}
 			free(in->wbuf->data);
 			free(in->wbuf);

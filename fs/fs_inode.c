@@ -341,6 +341,14 @@ int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
 	return k ? 0 : -ENOMEM;
 }
 
+char *fs_inode_key_str(struct fs *fs, struct fs_inode *in)
+{
+	char *k;
+	size_t len;
+
+	return fs_inode_key(fs, in, &k, &len) == 0 ? k : NULL;
+}
+
 /* Replace in's key by to + (in->key after from_len); 0 or -ENOMEM. */
 static int set_key(struct fs_inode *in, size_t from_len, const char *to,
                    size_t to_len)

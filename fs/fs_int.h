@@ -53,12 +53,21 @@ struct fs_wbuf {
 	bool orphan;       /* unlinked while open: never committed */
 };
 
+/*
+ * An inode's key is protected by fs->itab_lock: a rename rekeys every live
+ * inode under the renamed name (any kind, IFREV too) and frees the old key,
+ * so copy it (fs_inode_key, fs_inode_key_str) to use it outside the lock.
+ * Two kinds keep theirs for life and are read directly: snapshot inodes
+ * (rev != 0, not IFREV: fs_inode_rekey skips them) and @leases/NAME inodes
+ * (the key is a lease name, which has no '/', and a directory rename only
+ * moves keys under a prefix ending in '/').
+ */
 struct fs_inode {
 	fuse_ino_t ino;
 	enum fs_ikind kind;
 	eng_rev_t rev;    /* 0: live; FILE/DIR: snapshot revision; IFREV: REV */
 	int special;      /* FS_I_SPECIAL: table index */
-	char *key;        /* protected by fs->itab_lock (rename rekeys it) */
+	char *key;        /* protected by fs->itab_lock (see above) */
 	size_t key_len;   /* protected by fs->itab_lock */
 	bool hashed;      /* in the key index; protected by fs->itab_lock */
 	uint64_t nlookup; /* kernel references; protected by fs->itab_lock */
@@ -170,6 +179,10 @@ void fs_inode_unhash(struct fs *fs, struct fs_inode *in);
 /* Copy the inode's key (it can change by rename) into a malloc'd buffer. */
 int fs_inode_key(struct fs *fs, struct fs_inode *in, char **key,
                  size_t *key_len);
+/* The same as a string for a message (free() it); NULL when out of memory,
+ * which FS_KSTR() prints as "?". */
+char *fs_inode_key_str(struct fs *fs, struct fs_inode *in);
+#define FS_KSTR(k) ((k) ? (k) : "?")
 /*
  * After a rename: the inode of `from` (files) or every inode under `from`
  * (dir prefixes) now has the key under `to` (an open write buffer commits

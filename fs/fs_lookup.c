@@ -646,7 +646,10 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	rc = fs_inode_stat(fs, in, &st);
 	if (rc < 0) {
-		fs_reply_err(req, -rc, "getattr", "'%s'", in->key);
+		char *key = fs_inode_key_str(fs, in);
+
+		fs_reply_err(req, -rc, "getattr", "'%s'", FS_KSTR(key));
+		free(key);
 		return;
 	}
 	fuse_reply_attr(req, &st, timeout_for(fs, in));
@@ -698,6 +701,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs *fs = req_fs(req);
 	struct fs_inode *in = fs_inode_find(fs, ino);
 	struct stat st;
+	char *key = NULL; /* for messages, copied when needed */
 	int rc = 0;
 
 	if (!in) {
@@ -718,9 +722,10 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 		if (fs_inode_read_only(fs, in) || in->kind == FS_I_DIR) {
 			rc = in->kind == FS_I_DIR ? -EISDIR : -EROFS;
+			key = fs_inode_key_str(fs, in);
 			fs_reply_err(req, -rc, "truncate", "'%s' is read-only",
-			             in->key);
-			return;
+			             FS_KSTR(key));
+			goto out;
 		}
 		if (attr->st_size < 0 || size > fs->cfg.max_value) {
 			fs_reply_err(req, EFBIG, "truncate",
@@ -733,8 +738,10 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (rc == 0 && in->kind == FS_I_FILE)
 			rc = truncate_key(fs, in, size);
 		if (rc < 0) {
-			fs_reply_err(req, -rc, "truncate", "'%s'", in->key);
-			return;
+			key = fs_inode_key_str(fs, in);
+			fs_reply_err(req, -rc, "truncate", "'%s'",
+			             FS_KSTR(key));
+			goto out;
 		}
 	} else if (!fs_inode_read_only(fs, in) && in->kind == FS_I_FILE &&
 	           (to_set & (FUSE_SET_ATTR_ATIME_NOW |
@@ -742,24 +749,29 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		/* touch NEW: the create becomes a key now, not at release. */
 		rc = fs_wbuf_commit(fs, in);
 		if (rc < 0) {
-			fs_reply_err(req, -rc, "utimens", "'%s'", in->key);
-			return;
+			key = fs_inode_key_str(fs, in);
+			fs_reply_err(req, -rc, "utimens", "'%s'", FS_KSTR(key));
+			goto out;
 		}
 	} else if (fs_inode_read_only(fs, in) && in->kind != FS_I_DIR &&
 	           (to_set &
 	            (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 	             FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
+		key = fs_inode_key_str(fs, in);
 		fs_reply_err(req, EROFS, "utimens", "'%s' is read-only",
-		             in->key);
-		return;
+		             FS_KSTR(key));
+		goto out;
 	}
 	/* Modes, owners and times are not stored: accepted, unchanged. */
 	rc = fs_inode_stat(fs, in, &st);
 	if (rc < 0) {
-		fs_reply_err(req, -rc, "setattr", "'%s'", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, -rc, "setattr", "'%s'", FS_KSTR(key));
+		goto out;
 	}
 	fuse_reply_attr(req, &st, timeout_for(fs, in));
+out:
+	free(key);
 }
 
 void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -82,7 +82,11 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	rc = get_kv(fs, in, &kv);
 	if (rc < 0) {
-		fs_reply_err(req, -rc, "getxattr", "'%s' %s", in->key, name);
+		char *key = fs_inode_key_str(fs, in);
+
+		fs_reply_err(req, -rc, "getxattr", "'%s' %s", FS_KSTR(key),
+		             name);
+		free(key);
 		goto out;
 	}
 	switch (idx) {
@@ -170,6 +174,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char lname[ENG_LEASE_NAME_MAX + 1];
 	eng_lease_t lease = 0;
 	eng_rev_t num;
+	char *key = NULL; /* for messages, copied when needed */
 	int rc;
 
 	if (!in) {
@@ -177,9 +182,10 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	if (strncmp(name, X_PREFIX, strlen(X_PREFIX)) != 0 || !has_xattrs(in)) {
+		key = fs_inode_key_str(fs, in);
 		fs_reply_err(req, ENOTSUP, "setxattr", "'%s' on '%s'", name,
-		             in->key);
-		return;
+		             FS_KSTR(key));
+		goto out;
 	}
 	if (strcmp(name, xnames[3]) != 0) {
 		fs_reply_err(req,
@@ -192,8 +198,9 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	if (fs_inode_read_only(fs, in)) {
-		fs_reply_err(req, EROFS, "setxattr", "'%s'", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, EROFS, "setxattr", "'%s'", FS_KSTR(key));
+		goto out;
 	}
 	if (size > ENG_LEASE_NAME_MAX) {
 		fs_reply_err(req, ENOENT, "setxattr", "lease name too long");
@@ -224,16 +231,21 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	rc = set_lease(fs, in, lease);
 	if (rc < 0) {
-		fs_reply_err(req, -rc, "setxattr", "lease of '%s'", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, -rc, "setxattr", "lease of '%s'",
+		             FS_KSTR(key));
+		goto out;
 	}
 	fuse_reply_err(req, 0);
+out:
+	free(key);
 }
 
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs *fs = req_fs(req);
 	struct fs_inode *in = fs_inode_find(fs, ino);
+	char *key = NULL; /* for messages, copied when needed */
 	int rc;
 
 	if (!in || !has_xattrs(in) || strcmp(name, xnames[3]) != 0) {
@@ -242,12 +254,17 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	if (fs_inode_read_only(fs, in)) {
-		fs_reply_err(req, EROFS, "removexattr", "'%s'", in->key);
-		return;
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, EROFS, "removexattr", "'%s'", FS_KSTR(key));
+		goto out;
 	}
 	rc = set_lease(fs, in, 0);
-	if (rc < 0)
-		fs_reply_err(req, -rc, "removexattr", "'%s'", in->key);
-	else
-		fuse_reply_err(req, 0);
+	if (rc < 0) {
+		key = fs_inode_key_str(fs, in);
+		fs_reply_err(req, -rc, "removexattr", "'%s'", FS_KSTR(key));
+		goto out;
+	}
+	fuse_reply_err(req, 0);
+out:
+	free(key);
 }
