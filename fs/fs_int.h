@@ -122,6 +122,9 @@ struct fs {
 	 * loads/stores; an overwritten slot only costs an invalidation). */
 	eng_rev_t *own_revs;
 	int own_inflight; /* commits running now (atomic) */
+	/* The newest revision whose invalidations and replays the notifier
+	 * has handed on (atomic). */
+	eng_rev_t notified_rev;
 	pthread_mutex_t handles_lock;
 	struct fs_hlink file_handles; /* protected by handles_lock */
 	struct fs_hlink dir_handles;  /* protected by handles_lock */
@@ -290,6 +293,14 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void fs_inval_later(struct fs *fs, fuse_ino_t ino);
 /* The same for the name `name` in directory `parent`. */
 void fs_inval_entry_later(struct fs *fs, fuse_ino_t parent, const char *name);
+/*
+ * Wait (at most timeout_ms) until the notifier has handled revision rev and
+ * the inotify replays it queued are done, so that a change made through a
+ * name the kernel did not see change (a lease revoke deleting keys) is
+ * visible when the request that made it returns.  For an op holding no fs
+ * lock; the replay only locks the keys' directories, never @leases.
+ */
+void fs_notify_wait(struct fs *fs, eng_rev_t rev, int timeout_ms);
 /*
  * Every write of fs/ goes through these wrappers of eng_txn/eng_put/
  * eng_delete (same arguments, the fs first): they count the commit as in

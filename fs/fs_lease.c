@@ -676,6 +676,12 @@ void fs_lease_unlink(fuse_req_t req, struct fs *fs, const char *name)
 		goto fail;
 	fs_logf(ENG_LOG_DEBUG, "@leases/%s revoked at revision %lld", name,
 	        (long long)rev);
+	/* The kernel saw an unlink of @leases/NAME, not of the keys: let the
+	 * notifier drop their entries (and replay their IN_DELETE) before
+	 * rm returns, so a stat right after it finds them gone.  Bounded: a
+	 * stuck notifier only costs this wait. */
+	if (rev > 0)
+		fs_notify_wait(fs, rev, 2000);
 	fuse_reply_err(req, 0);
 	return;
 fail:

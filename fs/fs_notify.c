@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FS_NOTIFY_BATCH 256
@@ -200,6 +201,26 @@ static void invalidate(struct fs *fs, const struct eng_kv *kv, bool own)
 		                                 (size_t)n);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fs_notify_wait(struct fs *fs, eng_rev_t rev, int timeout_ms)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+
+	while (__atomic_load_n(&fs->notified_rev, __ATOMIC_ACQUIRE) < rev) {
+		if (!fs->notify_running || mono_ms() >= deadline)
+			return;
+		usleep(1000);
+	}
+	fs_replay_wait_idle(fs, timeout_ms);
+}
+
 static void queue_inval(struct fs *fs, fuse_ino_t ino, const char *name,
                         size_t len)
 {
@@ -319,6 +340,9 @@ static void *notify_main(void *arg)
 				if (!own && evs[i].type == ENG_EV_PUT)
 					fs_replay_put(fs, &evs[i].kv);
 			}
+			if (seen)
+				__atomic_store_n(&fs->notified_rev, seen,
+				                 __ATOMIC_RELEASE);
 			if (reopen) {
 				/* Fell behind a compaction: start afresh;
 				 * attribute timeouts bound what was missed. */

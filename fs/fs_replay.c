@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -72,6 +73,9 @@ struct fs_replay {
 	size_t head, n;                       /* protected by lock */
 	bool stop;                            /* protected by lock */
 	uint64_t dropped;                     /* protected by lock */
+	uint64_t queued, done; /* replays ever queued / finished (or dropped);
+	                          protected by lock */
+	pthread_cond_t done_cond; /* signalled when done moves */
 	/* The name the thread is creating or deleting, and how its own
 	 * lookups of it are answered.  Set by the thread around one system
 	 * call. */
@@ -145,6 +149,7 @@ static void queue(struct fs *fs, const struct eng_kv *kv, enum fs_replay_op op)
 	if (r->n < FS_REPLAY_Q && !r->stop) {
 		r->q[(r->head + r->n) % FS_REPLAY_Q] = it;
 		r->n++;
+		r->queued++;
 		it.key = NULL;
 		pthread_cond_signal(&r->cond);
 	} else {
@@ -176,6 +181,29 @@ bool fs_replay_delete(struct fs *fs, const struct eng_kv *kv)
 		return false;
 	queue(fs, kv, FS_RP_DELETE);
 	return true;
+}
+
+void fs_replay_wait_idle(struct fs *fs, int timeout_ms)
+{
+	struct fs_replay *r = fs->replay;
+	struct timespec ts;
+	uint64_t target;
+
+	if (!r)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	target = r->queued;
+	while (r->done < target &&
+	       pthread_cond_timedwait(&r->done_cond, &r->lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* The key's path on the mount, each segment encoded as names are.
@@ -302,7 +330,12 @@ static void *replay_main(void *arg)
 		replay_one(r, &it);
 		free(it.key);
 		pthread_mutex_lock(&r->lock);
+		r->done++;
+		pthread_cond_broadcast(&r->done_cond);
 	}
+	/* Stopped: nobody may wait for what will never run. */
+	r->done = r->queued;
+	pthread_cond_broadcast(&r->done_cond);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
@@ -321,10 +354,12 @@ int fs_replay_start(struct fs *fs)
 	r->tid = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	pthread_cond_init(&r->done_cond, NULL);
 	rc = -pthread_create(&r->thread, NULL, replay_main, r);
 	if (rc < 0) {
 		pthread_mutex_destroy(&r->lock);
 		pthread_cond_destroy(&r->cond);
+		pthread_cond_destroy(&r->done_cond);
 		free(r);
 		return rc;
 	}
@@ -370,5 +405,6 @@ void fs_replay_free(struct fs *fs)
 		        (unsigned long long)r->dropped);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
+	pthread_cond_destroy(&r->done_cond);
 	free(r);
 }

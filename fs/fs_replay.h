@@ -25,6 +25,9 @@ void fs_replay_put(struct fs *fs, const struct eng_kv *kv);
  * the store and writes nothing. */
 bool fs_replay_req(struct fs *fs, fuse_req_t req);
 
+/* Wait (at most timeout_ms) until every replay queued so far is done. */
+void fs_replay_wait_idle(struct fs *fs, int timeout_ms);
+
 /* From the notifier: a DELETE that this mount did not make.  Returns true
  * if it was queued (the replay drops the kernel's entry), false if the
  * caller must invalidate the entry itself. */
