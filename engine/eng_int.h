@@ -106,6 +106,15 @@ void *eng_arena_alloc(struct eng_arena *a, size_t n);
 void *eng_arena_dup(struct eng_arena *a, const void *p, size_t n);
 void eng_arena_free(struct eng_arena *a);
 
+/* Copy opt (NULL: the defaults) into *o with every 0 field given its
+ * default (engine.h) and the ranges checked: 0 or ENG_E_INVAL.  Every
+ * backend's open starts with it. */
+int eng_options_resolve(const struct eng_options *opt, struct eng_options *o);
+
+/* Count one operation that started at t0_ns (eng_now_mono_ns) and ended
+ * with rc in s; the caller holds whatever lock guards s. */
+void eng_op_stats_add(struct eng_op_stats *s, int64_t t0_ns, int rc);
+
 /* Monotonic and wall clocks in ns. */
 int64_t eng_now_mono_ns(void);
 int64_t eng_now_real_ns(void);

@@ -120,34 +120,57 @@ int64_t eng_now_real_ns(void)
 
 /* ------------------------------------------------------------ open / close */
 
+int eng_options_resolve(const struct eng_options *opt, struct eng_options *o)
+{
+	if (opt)
+		*o = *opt;
+	else
+		eng_options_init(o);
+	if (o->max_value == 0)
+		o->max_value = 1572864;
+	if (o->quota_bytes == 0)
+		o->quota_bytes = 2ULL << 30;
+	if (o->sync_interval_ms <= 0)
+		o->sync_interval_ms = 100;
+	if (o->progress_interval_ms <= 0)
+		o->progress_interval_ms = 5000;
+	if (o->progress_interval_ms < 100)
+		o->progress_interval_ms = 100;
+	if (o->cache_bytes == 0)
+		o->cache_bytes = 64u << 20;
+	if (o->sync > ENG_SYNC_NONE ||
+	    o->auto_compact > ENG_AUTO_COMPACT_REVISION)
+		return ENG_E_INVAL;
+	if (o->auto_compact != ENG_AUTO_COMPACT_OFF &&
+	    o->auto_compact_value <= 0)
+		return ENG_E_INVAL;
+	return 0;
+}
+
+void eng_op_stats_add(struct eng_op_stats *s, int64_t t0_ns, int rc)
+{
+	uint64_t us = (uint64_t)((eng_now_mono_ns() - t0_ns) / 1000);
+
+	s->count++;
+	if (rc)
+		s->errors++;
+	s->sum_us += us;
+	for (int i = 0; i < ENG_LAT_BUCKETS; i++)
+		if (us < (50ULL << i))
+			s->buckets[i]++;
+}
+
 int eng_open(const char *dir, const struct eng_options *opt, eng **out)
 {
 	struct eng_options o;
+	int rc;
 
 	if (!dir || !*dir || !out)
 		return ENG_E_INVAL;
 	*out = NULL;
-	if (opt)
-		o = *opt;
-	else
-		eng_options_init(&o);
-	if (o.max_value == 0)
-		o.max_value = 1572864;
-	if (o.quota_bytes == 0)
-		o.quota_bytes = 2ULL << 30;
-	if (o.sync_interval_ms <= 0)
-		o.sync_interval_ms = 100;
-	if (o.progress_interval_ms <= 0)
-		o.progress_interval_ms = 5000;
-	if (o.progress_interval_ms < 100)
-		o.progress_interval_ms = 100;
-	if (o.cache_bytes == 0)
-		o.cache_bytes = 64u << 20;
-	if (o.sync > ENG_SYNC_NONE ||
-	    o.auto_compact > ENG_AUTO_COMPACT_REVISION)
-		return ENG_E_INVAL;
-	if (o.auto_compact != ENG_AUTO_COMPACT_OFF && o.auto_compact_value <= 0)
-		return ENG_E_INVAL;
+	rc = eng_options_resolve(opt, &o);
+	if (rc)
+		return rc;
 	return local_open(dir, &o, out);
 }
 

@@ -45,16 +45,8 @@ void etcdb_seen_compact(struct etcdb *ee, eng_rev_t rev)
 
 void etcdb_stat(struct etcdb *ee, struct eng_op_stats *s, int64_t t0_ns, int rc)
 {
-	uint64_t us = (uint64_t)((eng_now_mono_ns() - t0_ns) / 1000);
-
 	pthread_mutex_lock(&ee->lock);
-	s->count++;
-	if (rc)
-		s->errors++;
-	s->sum_us += us;
-	for (int i = 0; i < ENG_LAT_BUCKETS; i++)
-		if (us < (50ULL << i))
-			s->buckets[i]++;
+	eng_op_stats_add(s, t0_ns, rc);
 	pthread_mutex_unlock(&ee->lock);
 }
 
@@ -750,22 +742,9 @@ int eng_open_etcd(const struct eng_etcd_options *eo,
 	*out = NULL;
 	if (!eo || !eo->endpoints || eo->nendpoints == 0)
 		return ENG_E_INVAL;
-	if (opt)
-		o = *opt;
-	else
-		eng_options_init(&o);
-	if (o.max_value == 0)
-		o.max_value = 1572864;
-	if (o.quota_bytes == 0)
-		o.quota_bytes = 2ULL << 30;
-	if (o.progress_interval_ms <= 0)
-		o.progress_interval_ms = 5000;
-	if (o.progress_interval_ms < 100)
-		o.progress_interval_ms = 100;
-	if (o.auto_compact > ENG_AUTO_COMPACT_REVISION ||
-	    (o.auto_compact != ENG_AUTO_COMPACT_OFF &&
-	     o.auto_compact_value <= 0))
-		return ENG_E_INVAL;
+	rc = eng_options_resolve(opt, &o);
+	if (rc)
+		return rc;
 
 	ee = calloc(1, sizeof(*ee));
 	if (!ee)

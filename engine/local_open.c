@@ -40,16 +40,8 @@ int local_ldb_err(struct local *l, char *err, const char *what)
 void local_stat_record(struct local *l, struct eng_op_stats *s,
                        int64_t start_ns, int rc)
 {
-	uint64_t us = (uint64_t)((eng_now_mono_ns() - start_ns) / 1000);
-
 	pthread_mutex_lock(&l->st_lock);
-	s->count++;
-	if (rc)
-		s->errors++;
-	s->sum_us += us;
-	for (int i = 0; i < ENG_LAT_BUCKETS; i++)
-		if (us < (50ULL << i))
-			s->buckets[i]++;
+	eng_op_stats_add(s, start_ns, rc);
 	pthread_mutex_unlock(&l->st_lock);
 }
 
