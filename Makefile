@@ -106,7 +106,7 @@ $(B)/bench/%: tests/bench/%.c $(LIB_ENGINE)
 
 # ------------------------------------------------------------------ tests
 # tests/run.sh runs the suites and ends with "N passed, N failed".
-test: bins check-layers
+test: bins check-layers check-format
 	$(MAKE) SAN=1 bins
 	tests/run.sh all
 

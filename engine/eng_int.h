@@ -82,12 +82,12 @@ void eng_logf(const struct eng_options *opt, enum eng_log_level level,
               const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Broken invariant: log and abort.  Never for errors a user can cause. */
-#define ENG_BUG(opt, ...)                                                    \
-	do {                                                                 \
-		eng_logf((opt), ENG_LOG_ERR, "BUG at %s:%d", __FILE__,       \
-		         __LINE__);                                          \
-		eng_logf((opt), ENG_LOG_ERR, __VA_ARGS__);                   \
-		abort();                                                     \
+#define ENG_BUG(opt, ...)                                                      \
+	do {                                                                   \
+		eng_logf((opt), ENG_LOG_ERR, "BUG at %s:%d", __FILE__,         \
+		         __LINE__);                                            \
+		eng_logf((opt), ENG_LOG_ERR, __VA_ARGS__);                     \
+		abort();                                                       \
 	} while (0)
 
 /*
@@ -225,7 +225,6 @@ int lease_mgr_set_ttl(struct lease_mgr *m, eng_lease_t id, int64_t ttl);
 int lease_mgr_revoke(struct lease_mgr *m, eng_lease_t id, eng_rev_t *rev);
 int lease_mgr_ttl(struct lease_mgr *m, eng_lease_t id, unsigned flags,
                   struct eng_lease_info *out);
-int lease_mgr_list(struct lease_mgr *m, struct eng_lease_info **out,
-                   size_t *n);
+int lease_mgr_list(struct lease_mgr *m, struct eng_lease_info **out, size_t *n);
 
 #endif /* REVFS_ENG_INT_H */

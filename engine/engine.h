@@ -48,28 +48,28 @@ typedef struct eng_watch eng_watch;
 
 enum eng_err {
 	ENG_OK = 0,
-	ENG_E_INVAL = -1,         /* bad argument (empty key, bad range, ...) */
-	ENG_E_NOMEM = -2,         /* out of memory */
-	ENG_E_IO = -3,            /* the storage failed; details in the log */
-	ENG_E_CORRUPT = -4,       /* a record on disk does not decode */
-	ENG_E_NOT_STORE = -5,     /* the directory is not a revfs store */
-	ENG_E_LOCKED = -6,        /* another process has the store open */
-	ENG_E_COMPACTED = -7,     /* revision < compaction revision */
-	ENG_E_FUTURE_REV = -8,    /* revision > current revision */
-	ENG_E_TOO_LARGE = -9,     /* value longer than max_value */
-	ENG_E_NOSPACE = -10,      /* NOSPACE alarm: database over its quota */
+	ENG_E_INVAL = -1,      /* bad argument (empty key, bad range, ...) */
+	ENG_E_NOMEM = -2,      /* out of memory */
+	ENG_E_IO = -3,         /* the storage failed; details in the log */
+	ENG_E_CORRUPT = -4,    /* a record on disk does not decode */
+	ENG_E_NOT_STORE = -5,  /* the directory is not a revfs store */
+	ENG_E_LOCKED = -6,     /* another process has the store open */
+	ENG_E_COMPACTED = -7,  /* revision < compaction revision */
+	ENG_E_FUTURE_REV = -8, /* revision > current revision */
+	ENG_E_TOO_LARGE = -9,  /* value longer than max_value */
+	ENG_E_NOSPACE = -10,   /* NOSPACE alarm: database over its quota */
 	ENG_E_LEASE_NOT_FOUND = -11, /* no such lease (or it expired) */
-	ENG_E_LEASE_EXISTS = -12, /* a lease with that id or name exists */
-	ENG_E_DUP_KEY = -13,      /* a txn writes the same key twice */
-	ENG_E_TOO_MANY_OPS = -14, /* a txn has more ops than the limit */
-	ENG_E_READ_ONLY = -15,    /* the store was opened read-only */
-	ENG_E_CLOSED = -16,       /* the engine or watch is shutting down */
-	ENG_E_UNAVAILABLE = -17,  /* a remote backend cannot be reached */
-	ENG_E_TIMEOUT = -18,      /* a remote backend did not answer in time */
-	ENG_E_AGAIN = -19,        /* nothing to read yet (non-blocking calls) */
-	ENG_E_VERSION = -20,      /* store format newer than this program */
-	ENG_E_INTERNAL = -21,     /* a bug; details in the log */
-	ENG_E_TTL = -22,          /* a lease TTL out of range */
+	ENG_E_LEASE_EXISTS = -12,    /* a lease with that id or name exists */
+	ENG_E_DUP_KEY = -13,         /* a txn writes the same key twice */
+	ENG_E_TOO_MANY_OPS = -14,    /* a txn has more ops than the limit */
+	ENG_E_READ_ONLY = -15,       /* the store was opened read-only */
+	ENG_E_CLOSED = -16,          /* the engine or watch is shutting down */
+	ENG_E_UNAVAILABLE = -17,     /* a remote backend cannot be reached */
+	ENG_E_TIMEOUT = -18,  /* a remote backend did not answer in time */
+	ENG_E_AGAIN = -19,    /* nothing to read yet (non-blocking calls) */
+	ENG_E_VERSION = -20,  /* store format newer than this program */
+	ENG_E_INTERNAL = -21, /* a bug; details in the log */
+	ENG_E_TTL = -22,      /* a lease TTL out of range */
 	ENG_E_KEY_NOT_FOUND = -23, /* put with IGNORE_VALUE/IGNORE_LEASE on a
 	                              missing key (etcd's ErrKeyNotFound) */
 };
@@ -80,14 +80,15 @@ const char *eng_strerror(int err);
 /* ----------------------------------------------------------------- options */
 
 enum eng_sync {
-	ENG_SYNC_ALWAYS = 0, /* default: a write is on stable storage when the
-	                        call returns; concurrent writers share an fsync */
-	ENG_SYNC_INTERVAL,   /* fsync at most every sync_interval_ms: a crash
-	                        of the machine (not of the process) may lose the
-	                        writes of the last interval */
-	ENG_SYNC_NONE,       /* never fsync explicitly; the OS decides.  A
-	                        process crash loses nothing (LevelDB's log is
-	                        written before return), a machine crash may */
+	ENG_SYNC_ALWAYS =
+	    0,             /* default: a write is on stable storage when the
+	                      call returns; concurrent writers share an fsync */
+	ENG_SYNC_INTERVAL, /* fsync at most every sync_interval_ms: a crash
+	                      of the machine (not of the process) may lose the
+	                      writes of the last interval */
+	ENG_SYNC_NONE,     /* never fsync explicitly; the OS decides.  A
+	                      process crash loses nothing (LevelDB's log is
+	                      written before return), a machine crash may */
 };
 
 enum eng_auto_compact {
@@ -99,16 +100,17 @@ enum eng_auto_compact {
 enum eng_log_level { ENG_LOG_ERR, ENG_LOG_WARN, ENG_LOG_INFO, ENG_LOG_DEBUG };
 
 struct eng_options {
-	bool create;              /* create the store if missing (default true) */
-	bool read_only;           /* refuse every write (default false) */
-	size_t max_value;         /* default 1572864 (1.5 MiB, etcd's) */
-	uint64_t quota_bytes;     /* default 2 GiB; 0 means the default */
-	enum eng_sync sync;       /* default ENG_SYNC_ALWAYS */
-	int sync_interval_ms;     /* for ENG_SYNC_INTERVAL; default 100 */
+	bool create;          /* create the store if missing (default true) */
+	bool read_only;       /* refuse every write (default false) */
+	size_t max_value;     /* default 1572864 (1.5 MiB, etcd's) */
+	uint64_t quota_bytes; /* default 2 GiB; 0 means the default */
+	enum eng_sync sync;   /* default ENG_SYNC_ALWAYS */
+	int sync_interval_ms; /* for ENG_SYNC_INTERVAL; default 100 */
 	enum eng_auto_compact auto_compact;
 	int64_t auto_compact_value; /* ms (PERIODIC) or revisions (REVISION) */
-	int progress_interval_ms; /* watch progress markers; default 5000, min 100 */
-	size_t cache_bytes;       /* LevelDB block cache; default 64 MiB */
+	int progress_interval_ms;   /* watch progress markers; default 5000, min
+	                               100 */
+	size_t cache_bytes;         /* LevelDB block cache; default 64 MiB */
 	/* Log sink: called from any engine thread, must not call the engine.
 	 * NULL: no logging. */
 	void (*log)(void *arg, enum eng_log_level level, const char *msg);
@@ -189,8 +191,8 @@ struct eng_kv {
 };
 
 /* Range flags. */
-#define ENG_RANGE_COUNT 0x1      /* compute count even when not cheap */
-#define ENG_RANGE_KEYS_ONLY 0x2  /* values not returned (value == NULL) */
+#define ENG_RANGE_COUNT      0x1 /* compute count even when not cheap */
+#define ENG_RANGE_KEYS_ONLY  0x2 /* values not returned (value == NULL) */
 #define ENG_RANGE_COUNT_ONLY 0x4 /* no kvs, only count (implies COUNT) */
 
 struct eng_range_req {
@@ -198,9 +200,9 @@ struct eng_range_req {
 	size_t key_len;
 	const void *end; /* see the range-end convention above */
 	size_t end_len;
-	eng_rev_t rev;   /* 0: the current revision (or the snapshot's) */
-	int64_t limit;   /* 0: no limit */
-	unsigned flags;  /* ENG_RANGE_* */
+	eng_rev_t rev;  /* 0: the current revision (or the snapshot's) */
+	int64_t limit;  /* 0: no limit */
+	unsigned flags; /* ENG_RANGE_* */
 	/*
 	 * Delimiter (0: none).  With one, every key that contains `delim` at
 	 * or after byte `prefix_len` is rolled up into one entry with
@@ -242,11 +244,11 @@ int eng_range(eng *e, const struct eng_range_req *req,
 void eng_range_res_release(struct eng_range_res *res);
 
 /* Put flags. */
-#define ENG_PUT_PREV_KV 0x1      /* return the previous kv */
+#define ENG_PUT_PREV_KV      0x1 /* return the previous kv */
 #define ENG_PUT_IGNORE_VALUE 0x2 /* keep the current value (key must exist) */
 #define ENG_PUT_IGNORE_LEASE 0x4 /* keep the current lease (key must exist) */
 /* Delete flags. */
-#define ENG_DEL_PREV_KV 0x1      /* return the deleted kvs */
+#define ENG_DEL_PREV_KV 0x1 /* return the deleted kvs */
 
 enum eng_op_type { ENG_OP_RANGE, ENG_OP_PUT, ENG_OP_DELETE };
 
@@ -285,7 +287,7 @@ struct eng_cmp {
 	size_t end_len;
 	enum eng_cmp_target target;
 	enum eng_cmp_result result;
-	int64_t number; /* VERSION, CREATE, MOD, LEASE */
+	int64_t number;    /* VERSION, CREATE, MOD, LEASE */
 	const void *value; /* VALUE */
 	size_t value_len;
 };
@@ -309,9 +311,9 @@ struct eng_op_res {
 };
 
 struct eng_txn_res {
-	bool succeeded;       /* the compares held: success ops ran */
-	eng_rev_t header_rev; /* the txn's revision if it changed something,
-	                         else the current revision */
+	bool succeeded;         /* the compares held: success ops ran */
+	eng_rev_t header_rev;   /* the txn's revision if it changed something,
+	                           else the current revision */
 	struct eng_op_res *res; /* one per executed op, in order */
 	size_t nres;
 	void *priv_;
@@ -413,7 +415,7 @@ int eng_compact(eng *e, eng_rev_t rev, bool wait);
 struct eng_lease_info {
 	eng_lease_t id;
 	char name[ENG_LEASE_NAME_MAX + 1]; /* "" if unnamed */
-	int64_t granted_ttl;  /* seconds */
+	int64_t granted_ttl;               /* seconds */
 	int64_t remaining_ms; /* until expiry; may be <= 0 just before expiry */
 	/* attached keys (with ENG_LEASE_KEYS), owned until release */
 	struct eng_kv *keys; /* key/key_len set only */
@@ -463,7 +465,7 @@ int eng_lease_list(eng *e, struct eng_lease_info **out, size_t *n);
 enum eng_event_type {
 	ENG_EV_PUT,
 	ENG_EV_DELETE,
-	ENG_EV_PROGRESS, /* kv.mod_rev = R: every event <= R was delivered */
+	ENG_EV_PROGRESS,  /* kv.mod_rev = R: every event <= R was delivered */
 	ENG_EV_COMPACTED, /* kv.mod_rev = the compaction revision; the watch
 	                     is over (its start or position was compacted) */
 };
@@ -525,13 +527,13 @@ struct eng_op_stats {
 struct eng_stats {
 	eng_rev_t rev;
 	eng_rev_t compact_rev;
-	int64_t keys;        /* live keys */
-	uint64_t db_bytes;   /* size of the store's files */
+	int64_t keys;      /* live keys */
+	uint64_t db_bytes; /* size of the store's files */
 	uint64_t quota_bytes;
 	bool alarm_nospace;
 	int64_t leases;
 	int64_t watchers;
-	uint64_t commits;    /* group-commit batches written */
+	uint64_t commits; /* group-commit batches written */
 	uint64_t fsyncs;
 	struct eng_op_stats range, txn, compact; /* txn counts puts/deletes */
 };

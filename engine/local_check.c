@@ -277,11 +277,9 @@ int local_check(struct local *l, void (*report)(void *arg, const char *msg),
 	return local_check_progress(l, report, arg, NULL, NULL);
 }
 
-int local_check_progress(struct local *l,
-                         void (*report)(void *arg, const char *msg), void *arg,
-                         void (*progress)(void *arg, uint64_t done,
-                                          uint64_t total),
-                         void *parg)
+int local_check_progress(
+    struct local *l, void (*report)(void *arg, const char *msg), void *arg,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *parg)
 {
 	const leveldb_snapshot_t *snap = leveldb_create_snapshot(l->db);
 	struct chk c = {.l = l,

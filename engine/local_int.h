@@ -281,10 +281,8 @@ int local_check(struct local *l, void (*report)(void *arg, const char *msg),
                 void *arg);
 /* The same, calling progress(parg, records read, 0) every 65,536 records
  * (progress may be NULL). */
-int local_check_progress(struct local *l,
-                         void (*report)(void *arg, const char *msg), void *arg,
-                         void (*progress)(void *arg, uint64_t done,
-                                          uint64_t total),
-                         void *parg);
+int local_check_progress(
+    struct local *l, void (*report)(void *arg, const char *msg), void *arg,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *parg);
 
 #endif /* REVFS_LOCAL_INT_H */

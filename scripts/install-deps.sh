@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(build-essential pkg-config clang libclang-rt-14-dev libfuse3-dev fuse3 libleveldb-dev
+PKGS=(build-essential pkg-config clang clang-format libclang-rt-14-dev libfuse3-dev fuse3 libleveldb-dev
       libcmocka-dev inotify-tools attr etcd-server etcd-client valgrind
       libcurl4-openssl-dev libjansson-dev vim-tiny rsync tar psmisc procps
       util-linux python3 time)
