@@ -46,35 +46,20 @@ int fs_ctl_compact_read(struct fs *fs, const char *dir, size_t dir_len,
 
 int fs_ctl_compact_write(struct fs *fs, const char *buf, size_t len)
 {
-	char num[32];
-	char *end;
-	long long n;
+	int64_t n;
 	int rc;
 
-	/* One decimal number, surrounding blanks (echo's newline) allowed. */
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' ||
-	                   buf[len - 1] == '\t'))
-		len--;
-	while (len > 0 && (*buf == ' ' || *buf == '\t')) {
-		buf++;
-		len--;
-	}
-	if (len == 0 || len >= sizeof(num))
-		return -EINVAL;
-	memcpy(num, buf, len);
-	num[len] = '\0';
-	errno = 0;
-	n = strtoll(num, &end, 10);
-	if (errno || *end || n <= 0)
+	if (fs_parse_written_number(buf, len, &n) < 0)
 		return -EINVAL;
 	rc = eng_compact(fs->e, (eng_rev_t)n, false);
 	if (rc == ENG_E_FUTURE_REV)
 		return -EINVAL;
 	if (rc < 0) {
-		fs_logf(ENG_LOG_WARN, "@compact %lld: %s", n, eng_strerror(rc));
+		fs_logf(ENG_LOG_WARN, "@compact %lld: %s", (long long)n,
+		        eng_strerror(rc));
 		return -fs_errno(rc);
 	}
-	fs_logf(ENG_LOG_INFO, "@compact: compacted at %lld", n);
+	fs_logf(ENG_LOG_INFO, "@compact: compacted at %lld", (long long)n);
 	return 0;
 }
 

@@ -627,21 +627,11 @@ int fs_lease_open(struct fs *fs, struct fs_inode *in, bool wr, char **buf,
 int fs_lease_commit(struct fs *fs, struct fs_inode *in, const char *buf,
                     size_t len)
 {
-	char num[32];
-	char *end;
-	long long ttl;
+	int64_t ttl;
 	eng_lease_t id;
 	int rc;
 
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-		len--;
-	if (len == 0 || len >= sizeof(num))
-		return -EINVAL;
-	memcpy(num, buf, len);
-	num[len] = '\0';
-	errno = 0;
-	ttl = strtoll(num, &end, 10);
-	if (errno || *end || ttl <= 0)
+	if (fs_parse_written_number(buf, len, &ttl) < 0)
 		return -EINVAL;
 	rc = resolve(fs, in->key, &id);
 	if (rc == 0) {
@@ -650,7 +640,7 @@ int fs_lease_commit(struct fs *fs, struct fs_inode *in, const char *buf,
 		rc = eng_lease_grant(fs->e, 0, ttl, in->key, &id);
 		if (rc == 0)
 			fs_logf(ENG_LOG_DEBUG, "@leases/%s: granted, TTL %lld",
-			        in->key, ttl);
+			        in->key, (long long)ttl);
 	} else {
 		return rc;
 	}

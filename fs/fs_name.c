@@ -218,6 +218,20 @@ int fs_parse_rev(const char *s, size_t len, eng_rev_t *out)
 	return 0;
 }
 
+int fs_parse_written_number(const char *buf, size_t len, int64_t *out)
+{
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' ||
+	                   buf[len - 1] == '\t'))
+		len--;
+	while (len > 0 && (*buf == ' ' || *buf == '\t')) {
+		buf++;
+		len--;
+	}
+	if (fs_parse_rev(buf, len, out) < 0 || *out <= 0)
+		return -EINVAL;
+	return 0;
+}
+
 int fs_parse_name(const char *name, struct fs_pname *out)
 {
 	const char *at = strchr(name, '@');

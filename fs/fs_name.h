@@ -62,6 +62,10 @@ struct fs_pname {
 
 /* Decimal revision: digits only, no sign, fits int64.  0 or -EINVAL. */
 int fs_parse_rev(const char *s, size_t len, eng_rev_t *out);
+/* What `echo N > FILE` writes to a control or lease file: one positive
+ * decimal (as fs_parse_rev), blanks around it and a newline allowed.  0 or
+ * -EINVAL. */
+int fs_parse_written_number(const char *buf, size_t len, int64_t *out);
 
 /*
  * Split a looked-up name into its kind.  Returns 0, or -ENOENT for an `@`
