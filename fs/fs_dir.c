@@ -516,7 +516,7 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_inode *p = fs_inode_find(fs, parent);
 	struct fs_dname dn;
 	struct eng_kv kv = {0};
-	struct eng_txn_res tr = {0};
+	eng_rev_t rev = 0;
 	char *key = NULL;
 	size_t key_len;
 	int rc;
@@ -553,27 +553,9 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -EEXIST;
 		goto fail;
 	}
-	struct eng_cmp cmp = {.key = key,
-	                      .key_len = key_len,
-	                      .target = ENG_CMP_VERSION,
-	                      .result = ENG_CMP_EQ,
-	                      .number = 0};
-	struct eng_op op = {.type = ENG_OP_PUT,
-	                    .key = key,
-	                    .key_len = key_len,
-	                    .value = "",
-	                    .value_len = 0};
-	struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
-
-	rc = fs_eng_txn(fs, &t, &tr);
-	if (rc < 0) {
-		rc = -fs_errno(rc);
+	rc = fs_put_empty_if_absent(fs, key, key_len, &rev);
+	if (rc < 0)
 		goto fail;
-	}
-	if (!tr.succeeded) {
-		rc = -EEXIST;
-		goto fail;
-	}
 	struct fs_inode *in = fs_inode_get(fs, FS_I_DIR, 0, 0, key, key_len, 1);
 	struct fuse_entry_param ep = {0};
 
@@ -585,14 +567,13 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ep.ino = in->ino;
 	ep.attr_timeout = ep.entry_timeout = fs->cfg.attr_timeout;
 	fs_logf(ENG_LOG_DEBUG, "mkdir '%s' at revision %lld", key,
-	        (long long)tr.header_rev);
+	        (long long)rev);
 	if (fuse_reply_entry(req, &ep) != 0)
 		fs_inode_forget(fs, in->ino, 1);
 	goto out;
 fail:
 	fs_reply_err(req, -rc, "mkdir", "'%s'", name);
 out:
-	eng_txn_res_release(&tr);
 	eng_kv_release(&kv);
 	free(key);
 }

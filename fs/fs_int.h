@@ -215,6 +215,10 @@ int fs_prefix_exists(struct fs *fs, const char *prefix, size_t len,
 int fs_resolve_hashed(struct fs *fs, const char *dir, size_t dir_len,
                       eng_rev_t rev, const struct fs_dname *dn, char **seg,
                       size_t *seg_len);
+/* Create key with an empty value only if it does not exist (one txn, one
+ * revision; *rev gets it if not NULL).  0, -EEXIST or -errno. */
+int fs_put_empty_if_absent(struct fs *fs, const char *key, size_t key_len,
+                           eng_rev_t *rev);
 /* Reject writes to snapshots and history with EROFS. */
 bool fs_inode_read_only(struct fs *fs, const struct fs_inode *in);
 /* The key prefix for a dir name inside dir `parent` (encoded), for create */

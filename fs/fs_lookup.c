@@ -794,6 +794,34 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+int fs_put_empty_if_absent(struct fs *fs, const char *key, size_t key_len,
+                           eng_rev_t *rev)
+{
+	struct eng_cmp cmp = {.key = key,
+	                      .key_len = key_len,
+	                      .target = ENG_CMP_VERSION,
+	                      .result = ENG_CMP_EQ,
+	                      .number = 0};
+	struct eng_op op = {.type = ENG_OP_PUT,
+	                    .key = key,
+	                    .key_len = key_len,
+	                    .value = "",
+	                    .value_len = 0};
+	struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
+	struct eng_txn_res tr = {0};
+	int rc;
+
+	rc = fs_eng_txn(fs, &t, &tr);
+	if (rc < 0)
+		rc = -fs_errno(rc);
+	else if (!tr.succeeded)
+		rc = -EEXIST;
+	else if (rev)
+		*rev = tr.header_rev;
+	eng_txn_res_release(&tr);
+	return rc;
+}
+
 void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
                  mode_t mode, dev_t rdev)
 {
@@ -823,28 +851,8 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	rc = fs_name_to_key(fs, p, name, false, true, &key, &key_len);
-	if (rc == 0) {
-		/* Create only if absent: one txn, one revision. */
-		struct eng_cmp cmp = {.key = key,
-		                      .key_len = key_len,
-		                      .target = ENG_CMP_VERSION,
-		                      .result = ENG_CMP_EQ,
-		                      .number = 0};
-		struct eng_op op = {.type = ENG_OP_PUT,
-		                    .key = key,
-		                    .key_len = key_len,
-		                    .value = "",
-		                    .value_len = 0};
-		struct eng_txn t = {&cmp, 1, &op, 1, NULL, 0};
-		struct eng_txn_res tr = {0};
-
-		rc = fs_eng_txn(fs, &t, &tr);
-		if (rc < 0)
-			rc = -fs_errno(rc);
-		else if (!tr.succeeded)
-			rc = -EEXIST;
-		eng_txn_res_release(&tr);
-	}
+	if (rc == 0)
+		rc = fs_put_empty_if_absent(fs, key, key_len, NULL);
 	if (rc < 0) {
 		fs_reply_err(req, -rc, "mknod", "'%s'", name);
 		free(key);
