@@ -22,6 +22,7 @@ ROOT=$PWD
 PASS=0
 FAIL=0
 LOG_DIR=${TEST_LOG_DIR:-$(mktemp -d /tmp/revfs-tests.XXXXXX)}
+mkdir -p "$LOG_DIR" || exit 2
 echo "# logs in $LOG_DIR"
 
 add_counts() { # $1 = log file with a "N passed, N failed" line
