@@ -179,6 +179,10 @@ struct watcher {
 	eng_rev_t fill_rev;    /* CATCHUP: next revision to fetch */
 	eng_rev_t compact_rev; /* COMPACTED: the compaction revision */
 	bool compact_told;
+	/* Opened at exactly the compaction revision R: a deletion at R was
+	 * compacted away (compacted_away) and must not reach it live either,
+	 * when the dispatcher had not yet fanned R out at open. */
+	eng_rev_t skip_del_rev;
 	bool readable;      /* notified and not yet read dry */
 	bool want_progress; /* caught up: a marker goes out at once */
 	bool progress_due;  /* idle for an interval: a marker goes out */
@@ -682,12 +686,16 @@ static void touch(struct watch_hub *h, struct watcher *w)
 	h->touched = w;
 }
 
+static bool compacted_away(const struct eng_event *ev, eng_rev_t crev);
+
 /* Give e to w if w is live and wants it.  Dispatcher, reg_lock held. */
 static void deliver(struct watch_hub *h, struct watcher *w, struct hev *e)
 {
 	eng_rev_t rev = hev_rev(e);
 
 	if (w->state != W_LIVE || rev < w->start)
+		return;
+	if (rev == w->skip_del_rev && compacted_away(&e->ev, rev))
 		return;
 	pthread_mutex_lock(&w->lock);
 	if (rev != w->q_last_rev && queue_full(w))
@@ -1731,6 +1739,8 @@ int watch_hub_open(struct watch_hub *h, const void *key, size_t key_len,
 	pthread_mutex_unlock(&h->lock);
 	/* reg_lock: no batch in flight, disp_rev is stable */
 	disp = atomic_load(&h->disp_rev);
+	if (w->start == crev)
+		w->skip_del_rev = crev;
 	if (w->start < crev) {
 		w->state = W_COMPACTED;
 		w->compact_rev = crev;
