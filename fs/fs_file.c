@@ -16,8 +16,23 @@
  *
  * A descriptor opened only for reading reads one version: the one current
  * at open (or the write buffer, if this mount is writing the file, so that
- * it agrees with the kernel's page cache).  The kernel keeps its cached
- * pages (keep_cache) only when the version opened is the one they hold.
+ * it agrees with the kernel's page cache).  The kernel's pages are shared
+ * by every descriptor of the inode, and an open must see every commit made
+ * before it (close-to-open), so the pages belong to one version at a time,
+ * cache_mod_rev, read through cache_users open descriptors:
+ *  - an open of that version, or of any version when no descriptor uses
+ *    the pages, uses them; it keeps them (keep_cache) only when they are
+ *    known to hold its version, else the kernel drops them, in the
+ *    opener's context, after our reply;
+ *  - "known" (cache_sure) means: a descriptor opened without keep_cache in
+ *    the current cache epoch has read, so its drop is done.  A concurrent
+ *    open of the same version cannot keep pages that another opener's drop
+ *    has not reached yet;
+ *  - an open of another version while the pages are in use bypasses them
+ *    (direct_io): it neither reads the older bytes nor makes the older
+ *    descriptors read its own.
+ * An open of a version whose size the kernel was not told also drops the
+ * kernel's attributes, so that the read is not cut at a stale size.
  *
  * KEY@ifrev=REV inodes have their own buffer; their commit is a txn that
  * puts only if KEY's mod_revision is still <= REV, else ESTALE.  History
@@ -53,7 +68,11 @@ struct fs_fh {
 	char *sbuf;                /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
-	bool held; /* @leases/NAME: this descriptor holds the lease */
+	bool held;       /* @leases/NAME: this descriptor holds the lease */
+	bool cache_user; /* one of in->cache_users */
+	uint64_t
+	    cache_epoch;      /* opened without keep_cache in this epoch and
+	                         not read yet (0: none); protected by in->lock */
 	pthread_mutex_t lock; /* guards sbuf */
 };
 
@@ -73,6 +92,11 @@ static void fh_free(struct fs *fs, struct fs_fh *fh)
 		return;
 	if (fh->link.next != &fh->link)
 		fs_handle_unlink(fh->fs, &fh->link);
+	if (fh->cache_user) {
+		pthread_mutex_lock(&fh->in->lock);
+		fh->in->cache_users--;
+		pthread_mutex_unlock(&fh->in->lock);
+	}
 	eng_kv_release(&fh->kv);
 	fs_hist_free(fh->hist);
 	if (fh->ws)
@@ -152,6 +176,13 @@ static int wbuf_join(struct fs_inode *in, const struct eng_kv *cur, bool trunc)
 	return 0;
 }
 
+/* The kernel's pages may hold bytes of no known version (a writer's). */
+static void cache_forget_locked(struct fs_inode *in)
+{
+	in->cache_mod_rev = 0;
+	in->cache_sure = false;
+}
+
 /* Commit in's buffer if dirty.  Called with in->lock held. */
 static int commit_locked(struct fs *fs, struct fs_inode *in)
 {
@@ -225,7 +256,7 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	wb->dirty = false;
 	wb->written = false;
 	/* The kernel's pages were written through: drop them at next open. */
-	in->cache_mod_rev = 0;
+	cache_forget_locked(in);
 	free(key);
 	return 0;
 }
@@ -308,7 +339,7 @@ static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	         ? -ESTALE
 	         : wbuf_join(in, &cur, (flags & O_TRUNC) != 0);
 	/* The kernel's pages may soon hold bytes never committed. */
-	in->cache_mod_rev = 0;
+	cache_forget_locked(in);
 	pthread_mutex_unlock(&in->lock);
 	if (rc == 0)
 		fh->writer = true;
@@ -343,9 +374,25 @@ static int open_reader(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	if (fh->kv.mod_rev == 0)
 		return -ENOENT;
 	pthread_mutex_lock(&in->lock);
-	fi->keep_cache = in->cache_mod_rev == fh->kv.mod_rev;
-	in->cache_mod_rev = fh->kv.mod_rev;
+	if (in->cache_users > 0 && in->cache_mod_rev != fh->kv.mod_rev) {
+		fi->direct_io = 1; /* the pages are another version's */
+	} else {
+		fi->keep_cache =
+		    in->cache_sure && in->cache_mod_rev == fh->kv.mod_rev;
+		if (!fi->keep_cache) {
+			in->cache_mod_rev = fh->kv.mod_rev;
+			in->cache_sure = false;
+			fh->cache_epoch = ++in->cache_epoch;
+		}
+		in->cache_users++;
+		fh->cache_user = true;
+	}
 	pthread_mutex_unlock(&in->lock);
+	/* Attributes only (offset -1): takes no page or inode lock. */
+	if (__atomic_load_n(&in->attr_mod_rev, __ATOMIC_RELAXED) !=
+	        fh->kv.mod_rev &&
+	    fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
 	return 0;
 }
 
@@ -622,6 +669,24 @@ static size_t copy_range(char *buf, const char *src, size_t len, size_t size,
 }
 
 /*
+ * A reader's bytes.  The first read of a descriptor whose open had the
+ * pages dropped proves the drop done (see the top of this file).
+ */
+static ssize_t read_version(struct fs_inode *in, struct fs_fh *fh, char *buf,
+                            size_t size, off_t off)
+{
+	if (fh->cache_user) {
+		pthread_mutex_lock(&in->lock);
+		if (fh->cache_epoch && fh->cache_epoch == in->cache_epoch)
+			in->cache_sure = true;
+		fh->cache_epoch = 0;
+		pthread_mutex_unlock(&in->lock);
+	}
+	return (ssize_t)copy_range(buf, fh->kv.value, fh->kv.value_len, size,
+	                           off);
+}
+
+/*
  * Every read copies into its own buffer and replies from it: once the
  * reply is written the kernel may release the handle (and forget the
  * inode) at once, from another thread, so nothing of theirs may be touched
@@ -662,8 +727,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			                        in->wbuf->len, size, off);
 		pthread_mutex_unlock(&in->lock);
 	} else {
-		n = (ssize_t)copy_range(buf, fh->kv.value, fh->kv.value_len,
-		                        size, off);
+		n = read_version(in, fh, buf, size, off);
 	}
 	if (n < 0) {
 		char *key = fs_inode_key_str(req_fs(req), in);

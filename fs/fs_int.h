@@ -78,8 +78,18 @@ struct fs_inode {
 	/* protected by lock; stored atomically so that fs_inode_pending()
 	 * may peek under itab_lock alone */
 	struct fs_wbuf *wbuf;
-	eng_rev_t cache_mod_rev; /* the version the kernel's pages hold;
-	                            protected by lock */
+	/* The version the kernel's pages hold (0: unknown), whether that is
+	 * known yet, the epoch of the last open that had them dropped and
+	 * the descriptors reading them (fs_file.c explains); protected by
+	 * lock. */
+	eng_rev_t cache_mod_rev;
+	bool cache_sure;
+	uint64_t cache_epoch;
+	int cache_users;
+	/* The version whose size the kernel was last given (0: none or a
+	 * new file).  Atomic loads/stores; a stale value only costs one
+	 * attribute invalidation at open. */
+	eng_rev_t attr_mod_rev;
 };
 
 /* Open handles are linked so that unmount can free the ones the kernel

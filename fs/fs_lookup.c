@@ -105,6 +105,8 @@ void fs_fill_file_attr(struct fs *fs, struct fs_inode *in,
 	}
 	st->st_ctim = st->st_atim = st->st_mtim;
 	st->st_blocks = (st->st_size + 511) / 512;
+	__atomic_store_n(&in->attr_mod_rev, kv ? kv->mod_rev : 0,
+	                 __ATOMIC_RELAXED);
 }
 
 /* Range request over every key under prefix (the whole store for ""). */

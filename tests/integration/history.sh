@@ -166,3 +166,41 @@ cat "$N/k" >/dev/null # in the page cache now
 assert_file_content "a write through KEY@ifrev invalidates KEY's cached pages" \
 	"$N/k" "cached?"
 assert_eq "... and its cached size" 7 "$(stat -c %s "$N/k")"
+
+# The kernel's pages are shared by every descriptor of a file.  A: an old
+# descriptor re-reads its version after a newer open dropped the pages;
+# then C, opened later, must still read the newer version, not A's bytes.
+echo old >"$N/pg"
+got=$(python3 - "$N/pg" "$RVT" <<'PY'
+import os, subprocess, sys
+p, rvt = sys.argv[1], sys.argv[2]
+mod = lambda: os.getxattr(p, "user.revfs.mod_revision").decode()
+a = os.open(p, os.O_RDONLY)
+r1 = os.pread(a, 100, 0)
+subprocess.run([rvt, "try", "put", p + "@ifrev=" + mod(), "new"],
+               stdout=subprocess.DEVNULL, check=True)
+b = os.open(p, os.O_RDONLY)
+r2 = os.pread(b, 100, 0)
+os.posix_fadvise(a, 0, 0, os.POSIX_FADV_DONTNEED)
+r3 = os.pread(a, 100, 0)
+c = os.open(p, os.O_RDONLY)
+r4 = os.pread(c, 100, 0)
+print(b"|".join([r1, r2, r3, r4]).decode().replace("\n", ""))
+PY
+)
+assert_eq "an old descriptor reads its version; opens after a commit read it" \
+	"old|new|old|new" "$got"
+
+# Close-to-open under concurrency: 4 processes x 25 conditional increments
+# (examples/cas.sh reads mod_revision, then the value, then writes
+# KEY@ifrev=REV): a read that misses a commit made before its open loses an
+# increment.
+echo 0 >"$N/ctr"
+cas=()
+for i in 1 2 3 4; do
+	"$RV_REPO/examples/cas.sh" "$MNT" h/ctr 25 >/dev/null 2>&1 &
+	cas+=($!)
+done
+wait "${cas[@]}"
+assert_eq "4 x 25 concurrent conditional increments, none lost" 100 \
+	"$(cat "$N/ctr")"
