@@ -4,14 +4,18 @@
  *
  * A file open for writing has one write buffer per inode (shared by every
  * descriptor of this mount that writes it): the whole new value, in memory,
- * bounded by max_value (a write past it fails EFBIG at once and changes
- * nothing).  flush (each close), fsync and the last release commit it as
- * one put, only if it changed since the last commit; the commit's error is
- * the close's or fsync's.  A buffer made dirty only by O_CREAT or O_TRUNC
- * (no write yet) is not committed by flush but by fsync, utimens (touch) or
- * the release: the shell's `echo x > f` opens, dup2()s and closes the file
- * before writing, and that first close must not cost a revision of its
- * own.  Concurrent commits of different files run their
+ * bounded by max_value.  A write past it fails EFBIG at once and the
+ * buffer goes back to the stored value; the error then sticks (wb->error):
+ * every later write, truncate, flush and fsync of the buffer fails with it
+ * and nothing is committed until its last writer closes, so a program that
+ * ignores the write's error still sees close() fail and never stores a
+ * value with a hole where the refused bytes were.  flush (each close), fsync
+ * and the last release commit it as one put, only if it changed since the last
+ * commit; the commit's error is the close's or fsync's.  A buffer made dirty
+ * only by O_CREAT or O_TRUNC (no write yet) is not committed by flush but by
+ * fsync, utimens (touch) or the release: the shell's `echo x > f` opens,
+ * dup2()s and closes the file before writing, and that first close must not
+ * cost a revision of its own.  Concurrent commits of different files run their
  * eng_txn concurrently and share the engine's group commit.
  *
  * A descriptor opened only for reading reads one version: the one current
@@ -192,7 +196,7 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	eng_rev_t rev = 0;
 	int rc;
 
-	if (!wb || !wb->dirty || wb->orphan)
+	if (!wb || !wb->dirty || wb->orphan || wb->error)
 		return 0;
 	rc = fs_inode_key(fs, in, &key, &key_len);
 	if (rc < 0)
@@ -292,6 +296,9 @@ int fs_wbuf_truncate(struct fs *fs, struct fs_inode *in, size_t size)
 
 	pthread_mutex_lock(&in->lock);
 	if (!in->wbuf)
+		goto out;
+	rc = -in->wbuf->error;
+	if (rc < 0)
 		goto out;
 	rc = wbuf_reserve(in->wbuf, size);
 	if (rc < 0)
@@ -500,8 +507,13 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not release this handle. */
 		if (fh->writer && in->kind != FS_I_SPECIAL) {
+			/* The caller saw the open fail: its O_TRUNC did not
+			 * happen either, so a buffer nobody else writes goes,
+			 * dirty or not (else readers of this mount would read
+			 * the truncated buffer and no release would ever
+			 * commit or free it). */
 			pthread_mutex_lock(&in->lock);
-			if (--in->wbuf->nwriters == 0 && !in->wbuf->dirty) {
+			if (--in->wbuf->nwriters == 0) {
 				free(in->wbuf->data);
 				free(in->wbuf);
 				__atomic_store_n(&in->wbuf, NULL,
@@ -815,6 +827,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	pthread_mutex_lock(&in->lock);
 	wb = in->wbuf;
+	if (wb->error) {
+		rc = wb->error;
+		pthread_mutex_unlock(&in->lock);
+		fs_reply_err(req, rc, "write",
+		             "an earlier write of this file was refused");
+		return;
+	}
 	if (fi->flags & O_APPEND)
 		off = (off_t)wb->len;
 	end = (size_t)off + size;
@@ -822,11 +841,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		char *key;
 
 		wbuf_reset_locked(fs, in);
+		wb->error = EFBIG;
 		pthread_mutex_unlock(&in->lock);
 		key = fs_inode_key_str(fs, in);
 		fs_reply_err(req, EFBIG, "write",
 		             "'%s': %zu bytes would pass max_value %zu; the "
-		             "write is dropped, the stored value kept",
+		             "write is dropped, the stored value kept, and "
+		             "the file's close will fail too",
 		             FS_KSTR(key), end, fs->cfg.max_value);
 		free(key);
 		return;
@@ -874,7 +895,9 @@ static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush)
 	if (fh->in->kind == FS_I_SPECIAL)
 		return special_commit(fs, fh);
 	pthread_mutex_lock(&fh->in->lock);
-	if (!flush || (fh->in->wbuf && fh->in->wbuf->written))
+	if (fh->in->wbuf && fh->in->wbuf->error)
+		rc = -fh->in->wbuf->error;
+	else if (!flush || (fh->in->wbuf && fh->in->wbuf->written))
 		rc = commit_locked(fs, fh->in);
 	pthread_mutex_unlock(&fh->in->lock);
 	return rc;

@@ -51,6 +51,10 @@ struct fs_wbuf {
 	int nwriters;      /* open write handles sharing it */
 	eng_lease_t lease; /* the lease the key had at open (kept) */
 	bool orphan;       /* unlinked while open: never committed */
+	int error;         /* sticky errno of a refused write (EFBIG): every
+	                      later write, truncate, flush and fsync fails
+	                      with it and nothing is committed, until the
+	                      last writer closes */
 };
 
 /*

@@ -10,7 +10,11 @@
  * under the source changed since it was read and that the target holds
  * nothing but its marker.  Above FS_RENAME_DIR_MAX keys it fails EXDEV so
  * that mv(1) falls back to copy + delete.  After a rename the inode table
- * is rekeyed: the kernel moved its dentries and keeps the same inodes.
+ * is rekeyed: the kernel moved its dentries and keeps the same inodes.  A
+ * file rename holds the write buffers' locks of both names from its txn to
+ * the rekey, so that a concurrent close of the source commits either before
+ * the rename (which then moves the new value) or under the new name, never
+ * back under the old one.  A directory rename does not (see reference.md).
  */
 #include "fs_int.h"
 #include "fs_replay.h"
@@ -348,6 +352,59 @@ out:
 	return rc;
 }
 
+static void lock_pair(struct fs_inode *a, struct fs_inode *b)
+{
+	if (a && b && b->ino < a->ino) {
+		struct fs_inode *t = a;
+
+		a = b;
+		b = t;
+	}
+	if (a)
+		pthread_mutex_lock(&a->lock);
+	if (b && b != a)
+		pthread_mutex_lock(&b->lock);
+}
+
+static void unlock_pair(struct fs_inode *a, struct fs_inode *b)
+{
+	if (b && b != a)
+		pthread_mutex_unlock(&b->lock);
+	if (a)
+		pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * A file's rename, with the write buffers of both names locked (in inode
+ * order) from the txn to the rekey: a close of the source committing in
+ * between would put its buffer back under the old name, and one of a
+ * replaced target would write over the value renamed onto its key (its
+ * buffer is orphaned instead).
+ */
+static int rename_file_locked(struct fs *fs, const char *src, size_t src_len,
+                              const char *dst, size_t dst_len, unsigned flags)
+{
+	bool same = src_len == dst_len && memcmp(src, dst, src_len) == 0;
+	struct fs_inode *sw = fs_inode_writer(fs, src, src_len);
+	struct fs_inode *dw = same ? NULL : fs_inode_writer(fs, dst, dst_len);
+	int rc;
+
+	lock_pair(sw, dw);
+	rc = rename_file(fs, src, src_len, dst, dst_len, flags);
+	if (rc == 0 && dw) {
+		fs_wbuf_orphan_locked(dw);
+		fs_inode_unhash(fs, dw);
+	}
+	if (rc == 0)
+		fs_inode_rekey(fs, false, src, src_len, dst, dst_len);
+	unlock_pair(sw, dw);
+	if (sw)
+		fs_inode_forget(fs, sw->ino, 1);
+	if (dw)
+		fs_inode_forget(fs, dw->ino, 1);
+	return rc;
+}
+
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                   fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -385,25 +442,14 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			goto fail;
 		}
 		rc = rename_dir(fs, src, src_len, dst, dst_len);
+		if (rc < 0)
+			goto fail;
+		fs_inode_rekey(fs, true, src, src_len, dst, dst_len);
 	} else {
-		rc = rename_file(fs, src, src_len, dst, dst_len, flags);
+		rc = rename_file_locked(fs, src, src_len, dst, dst_len, flags);
+		if (rc < 0)
+			goto fail;
 	}
-	if (rc < 0)
-		goto fail;
-	/* A replaced target's open writers must not write over the value
-	 * renamed onto its key. */
-	if (!is_dir && (src_len != dst_len || memcmp(src, dst, src_len))) {
-		struct fs_inode *w = fs_inode_writer(fs, dst, dst_len);
-
-		if (w) {
-			pthread_mutex_lock(&w->lock);
-			fs_wbuf_orphan_locked(w);
-			pthread_mutex_unlock(&w->lock);
-			fs_inode_unhash(fs, w);
-			fs_inode_forget(fs, w->ino, 1);
-		}
-	}
-	fs_inode_rekey(fs, is_dir, src, src_len, dst, dst_len);
 	/* The next lookup makes the inode numbered for the new key. */
 	fs_inval_entry_later(fs, newparent, newname);
 	fs_vanish_check(fs, src,

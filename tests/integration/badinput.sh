@@ -36,6 +36,35 @@ assert_true "every refusal is logged (EFBIG)" \
 	grep -Eqi 'EFBIG|too large|max_value' "$RV_LOG"
 echo ok >"$N/after"
 assert_meta "the refusals took no revision at all" "$N/after" 5 5 1
+
+# A program that ignores write()'s EFBIG and goes on writing must not store
+# a value with a hole where the refused bytes were: the error sticks until
+# the last writer closes, and close() reports it.
+got=$(python3 - "$N/after" <<'PY'
+import errno, os, sys
+def t(f):
+    try:
+        f()
+        return "OK"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+fd = os.open(sys.argv[1], os.O_WRONLY)
+r = [t(lambda: os.pwrite(fd, b"a" * 600, 0)),
+     t(lambda: os.pwrite(fd, b"b" * 600, 600)),
+     t(lambda: os.pwrite(fd, b"c" * 10, 0)),
+     t(lambda: os.ftruncate(fd, 10)),
+     t(lambda: os.fsync(fd)),
+     t(lambda: os.close(fd))]
+print(" ".join(r))
+PY
+)
+assert_eq "after EFBIG every write, truncate, fsync and the close fail" \
+	"OK EFBIG EFBIG EFBIG EFBIG EFBIG" "$got"
+assert_file_content "... and the stored value is intact" "$N/after" $'ok\n'
+assert_meta "... with no revision taken" "$N/after" 5 5 1
+echo again >"$N/after"
+assert_file_content "the next open writes normally again" "$N/after" \
+	$'again\n'
 assert_stop "unmount"
 
 # ----------------------------------------------------------------- quota
