@@ -152,6 +152,33 @@ void watch_hub_advance(struct watch_hub *h, eng_rev_t rev);
 
 int64_t watch_hub_count(struct watch_hub *h);
 
+/*
+ * A hub fed by another backend (the etcd backend publishes the events of its
+ * one etcd watch stream).  The hub calls these instead of local_*() (same
+ * contracts as local_read_events, local_current_rev, local_compact_rev
+ * below); arg is theirs.  read_events may block on the network (a reader's
+ * catch-up) but must return within a bound.
+ */
+struct watch_src {
+	void *arg;
+	int (*read_events)(void *arg, eng_rev_t from, eng_rev_t to,
+	                   const void *key, size_t key_len, const void *end,
+	                   size_t end_len,
+	                   int (*cb)(void *cbarg, const struct eng_event *ev),
+	                   void *cbarg, eng_rev_t *compact_rev);
+	eng_rev_t (*current_rev)(void *arg);
+	eng_rev_t (*compact_rev)(void *arg);
+};
+int watch_hub_new_src(const struct watch_src *src,
+                      const struct eng_options *opt, eng_rev_t current_rev,
+                      struct watch_hub **out);
+
+/* Revisions [from, to] will never be published (a remote stream could not
+ * resume there): live watchers replay them through read_events, which
+ * reports a compaction as ENG_EV_COMPACTED.  Later publishes start at
+ * to + 1. */
+void watch_hub_lost(struct watch_hub *h, eng_rev_t from, eng_rev_t to);
+
 /* watch_open for the local backend. */
 int watch_hub_open(struct watch_hub *h, const void *key, size_t key_len,
                    const void *end, size_t end_len, eng_rev_t start,

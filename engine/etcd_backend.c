@@ -324,6 +324,8 @@ static int etcdb_range(eng *e, const struct eng_range_req *req,
 		if (!rc)
 			etcdb_seen_rev(ee, res->header_rev);
 	}
+	if (!rc)
+		etcdb_mtime_fill(ee->mt, res->kvs, res->n);
 	if (!rc && req->snap)
 		res->header_rev = req->snap->rev;
 out:
@@ -425,6 +427,16 @@ static int etcdb_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 		if (wrote)
 			ee->commits++;
 		pthread_mutex_unlock(&ee->lock);
+		/* our own commit: its time is now, not when the stream
+		 * brings it */
+		if (wrote)
+			etcdb_mtime_seen(ee->mt, res->header_rev, false);
+		for (size_t i = 0; i < res->nres; i++) {
+			struct eng_op_res *r = &res->res[i];
+
+			etcdb_mtime_fill(ee->mt, r->range.kvs, r->range.n);
+			etcdb_mtime_fill(ee->mt, r->prev_kvs, r->nprev);
+		}
 	}
 out:
 	free(succ);
@@ -612,7 +624,7 @@ static int etcdb_stats_get(eng *e, struct eng_stats *out)
 	out->alarm_nospace = st.alarm_nospace;
 	pthread_mutex_lock(&ee->lock);
 	out->rev = ee->rev;
-	out->watchers = ee->watchers;
+	out->watchers = etcdb_watch_count(ee);
 	out->commits = ee->commits; /* each a raft entry; fsyncs are etcd's */
 	out->range = ee->st_range;
 	out->txn = ee->st_txn;
@@ -723,6 +735,8 @@ static void etcdb_close(eng *e)
 		pthread_join(ee->maint, NULL);
 	}
 	etcd_client_close(ee->c);
+	etcdb_mtime_free(ee->mt);
+	pthread_mutex_destroy(&ee->hub_lock);
 	pthread_cond_destroy(&ee->cond);
 	pthread_mutex_destroy(&ee->lock);
 	free(ee);
@@ -753,6 +767,7 @@ int eng_open_etcd(const struct eng_etcd_options *eo,
 	ee->base.opt = o;
 	ee->timeout_ms = eo->timeout_ms > 0 ? eo->timeout_ms : 5000;
 	pthread_mutex_init(&ee->lock, NULL);
+	pthread_mutex_init(&ee->hub_lock, NULL);
 	pthread_cond_init(&ee->cond, NULL);
 
 	etcd_client_options_init(&co);
@@ -776,6 +791,9 @@ int eng_open_etcd(const struct eng_etcd_options *eo,
 	if (rc)
 		goto fail;
 	ee->rev = st.rev;
+	rc = etcdb_mtime_new(st.rev, &ee->mt);
+	if (rc)
+		goto fail;
 	eng_logf(&o, ENG_LOG_INFO,
 	         "etcd backend: etcd %s, revision %lld, %zu endpoint(s)",
 	         st.version, (long long)st.rev, eo->nendpoints);

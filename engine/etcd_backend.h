@@ -7,7 +7,10 @@
  *                           emulated), txns, snapshots, revisions,
  *                           compaction, stats, auto-compaction
  *   etcd_backend_lease.c    leases and lease names
- *   etcd_backend_watch.c    eng_watch over etcd watch streams
+ *   etcd_backend_watch.c    eng_watch: one etcd watch stream feeding the
+ *                           engine's watch hub (watch.c)
+ *   etcd_backend_mtime.c    commit times (the time a revision was first
+ *                           seen)
  *   etcd_backend_history.c  eng_history (a watch filtered to one key)
  *
  * The reserved key space.  The backend keeps a few records of its own in
@@ -24,6 +27,7 @@
 #include "etcd_client.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #define ETCDB_RSV          "\xff\xff\xff\xffrevfs/"
 #define ETCDB_RSV_LEN      10
@@ -32,7 +36,7 @@
 #define ETCDB_ID_PFX       ETCDB_RSV "lease-id/"
 #define ETCDB_ID_PFX_LEN   (ETCDB_RSV_LEN + 9)
 
-struct ewatch;
+struct etcdb_mtime;
 
 struct etcdb {
 	struct eng base;
@@ -45,9 +49,17 @@ struct etcdb {
 	                          revision known (0: none known) */
 	struct eng_op_stats st_range, st_txn,
 	    st_compact;         /* protected by lock */
-	int64_t watchers;       /* protected by lock */
 	uint64_t commits;       /* protected by lock: txns that wrote */
-	struct ewatch *watches; /* protected by lock: open watches */
+	struct etcdb_mtime *mt; /* its own lock */
+
+	/* the watch hub and the one stream that feeds it, made by the
+	 * first eng_watch_open (etcd_backend_watch.c) */
+	pthread_mutex_t hub_lock; /* serializes the hub's creation */
+	struct watch_hub *hub;    /* set once under hub_lock */
+	bool hub_closing;         /* protected by lock */
+	bool pump_running;        /* protected by hub_lock */
+	pthread_t pump;           /* the stream's reader */
+	eng_rev_t pump_from;      /* the stream's first revision */
 
 	/* auto-compaction thread */
 	pthread_cond_t cond; /* signalled on close */
@@ -105,11 +117,24 @@ int etcdb_lease_ttl(eng *e, eng_lease_t id, unsigned flags,
 int etcdb_lease_list(eng *e, struct eng_lease_info **out, size_t *n);
 
 /* ---- etcd_backend_watch.c ---- */
-/* At close: end every open watch with ENG_E_CLOSED and stop its thread. */
+/* At close: stop the stream, end every open watch with ENG_E_CLOSED. */
 void etcdb_watch_shutdown(struct etcdb *ee);
+int64_t etcdb_watch_count(struct etcdb *ee);
 int etcdb_watch_open(eng *e, const void *key, size_t key_len, const void *end,
                      size_t end_len, eng_rev_t start,
                      eng_watch_notify_fn notify, void *arg, eng_watch **out);
+
+/* ---- etcd_backend_mtime.c ---- */
+/* The cache of first-seen times; revisions <= open_rev get the open time. */
+int etcdb_mtime_new(eng_rev_t open_rev, struct etcdb_mtime **out);
+void etcdb_mtime_free(struct etcdb_mtime *mt);
+/* rev was seen now (a txn reply; in_order: the watch stream, in revision
+ * order, which also places a checkpoint).  The first sighting wins. */
+void etcdb_mtime_seen(struct etcdb_mtime *mt, eng_rev_t rev, bool in_order);
+/* The time of rev (see the file's comment); never a request. */
+int64_t etcdb_mtime_of(struct etcdb_mtime *mt, eng_rev_t rev);
+/* Set mtime_ns of every kv (not of rolled-up prefixes). */
+void etcdb_mtime_fill(struct etcdb_mtime *mt, struct eng_kv *kvs, size_t n);
 
 /* ---- etcd_backend_history.c ---- */
 int etcdb_history(eng *e, const void *key, size_t key_len, eng_rev_t from,

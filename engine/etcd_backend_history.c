@@ -216,6 +216,7 @@ done:
 		goto out;
 	}
 	res->n = h.n;
+	etcdb_mtime_fill(ee->mt, res->kvs, res->n);
 	res->more = more;
 	res->count = -1;
 	res->priv_ = h.a;

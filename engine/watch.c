@@ -1,20 +1,21 @@
 /*
- * watch.c — the watch hub: one fan-out shared by every watcher of a local
- * store.
+ * watch.c — the watch hub: one fan-out shared by every watcher of a store
+ * (the local one, or the etcd backend's one watch stream: watch_hub_new_src).
  *
- * The committer publishes each durable revision's events (watch_hub_publish)
- * into the window, a ring of recent events bounded by count and bytes, and
- * wakes the dispatcher thread.  The dispatcher fans events out to the LIVE
- * watchers whose range matches (exact keys and prefixes are found by hash
- * probes of each prefix length in use, other ranges by a list) by putting a
- * reference into the watcher's bounded queue.  A watcher whose queue is full
- * when a new revision arrives is switched to CATCHUP at that revision: it
- * stops receiving, and its reader, once the queue is drained, refills it from
- * the window if the window still holds its position, else from the store
- * (local_read_events), and finally goes LIVE again at exactly the
- * dispatcher's position.  History replay for an old start revision is the
- * same catch-up.  Writers therefore never wait for a watcher, and a watcher
- * that stops reading costs at most its queue.
+ * The committer (or the etcd backend's stream reader) publishes each durable
+ * revision's events (watch_hub_publish) into the window, a ring of recent
+ * events bounded by count and bytes, and wakes the dispatcher thread.  The
+ * dispatcher fans events out to the LIVE watchers whose range matches (exact
+ * keys and prefixes are found by hash probes of each prefix length in use,
+ * other ranges by a list) by putting a reference into the watcher's bounded
+ * queue.  A watcher whose queue is full when a new revision arrives is switched
+ * to CATCHUP at that revision: it stops receiving, and its reader, once the
+ * queue is drained, refills it from the window if the window still holds its
+ * position, else from the store (local_read_events, or a watch_src's
+ * read_events when another backend feeds the hub), and finally goes LIVE again
+ * at exactly the dispatcher's position.  History replay for an old start
+ * revision is the same catch-up.  Writers therefore never wait for a watcher,
+ * and a watcher that stops reading costs at most its queue.
  *
  * Invariants:
  *  - Every event with revision >= win_start is in the window (or not yet
@@ -371,7 +372,8 @@ static void widx_free(struct widx *ix)
 /* -------------------------------------------------------------- the hub */
 
 struct watch_hub {
-	struct local *l;
+	struct local *l;      /* the local store, or NULL with src */
+	struct watch_src src; /* another backend's store (src.arg != NULL) */
 	struct eng_options opt;
 	struct watch_limits lim;
 	int64_t progress_ns;
@@ -436,6 +438,34 @@ static void hub_put(struct watch_hub *h)
 {
 	if (atomic_fetch_sub(&h->refs, 1) == 1)
 		hub_destroy(h);
+}
+
+/* The store behind the hub: the local backend's, or a watch_src's. */
+static int hub_read_events(struct watch_hub *h, eng_rev_t from, eng_rev_t to,
+                           const void *key, size_t key_len, const void *end,
+                           size_t end_len,
+                           int (*cb)(void *arg, const struct eng_event *ev),
+                           void *arg, eng_rev_t *compact_rev)
+{
+	if (h->src.read_events)
+		return h->src.read_events(h->src.arg, from, to, key, key_len,
+		                          end, end_len, cb, arg, compact_rev);
+	return local_read_events(h->l, from, to, key, key_len, end, end_len, cb,
+	                         arg, compact_rev);
+}
+
+static eng_rev_t hub_current_rev(struct watch_hub *h)
+{
+	if (h->src.current_rev)
+		return h->src.current_rev(h->src.arg);
+	return local_current_rev(h->l);
+}
+
+static eng_rev_t hub_compact_rev(struct watch_hub *h)
+{
+	if (h->src.compact_rev)
+		return h->src.compact_rev(h->src.arg);
+	return local_compact_rev(h->l);
 }
 
 static inline struct hev *win_at(const struct watch_hub *h, uint64_t seq)
@@ -812,8 +842,8 @@ static void handle_hole(struct watch_hub *h)
 	to = h->hole_to;
 	pthread_mutex_unlock(&h->lock);
 	eng_logf(&h->opt, ENG_LOG_WARN,
-	         "watch: out of memory, revisions %lld..%lld are replayed "
-	         "from the store",
+	         "watch: revisions %lld..%lld were not kept (out of memory "
+	         "or a lost stream), they are replayed from the store",
 	         (long long)from, (long long)to);
 	for (w = h->all; w; w = w->all_next) {
 		pthread_mutex_lock(&w->lock);
@@ -929,8 +959,9 @@ static void *hub_thread(void *arg)
 
 /* ---------------------------------------------------------- hub lifecycle */
 
-int watch_hub_new(struct local *l, const struct eng_options *opt,
-                  eng_rev_t current_rev, struct watch_hub **out)
+static int hub_new(struct local *l, const struct watch_src *src,
+                   const struct eng_options *opt, eng_rev_t current_rev,
+                   struct watch_hub **out)
 {
 	struct watch_hub *h;
 	pthread_condattr_t ca;
@@ -941,6 +972,8 @@ int watch_hub_new(struct local *l, const struct eng_options *opt,
 	if (!h)
 		return ENG_E_NOMEM;
 	h->l = l;
+	if (src)
+		h->src = *src;
 	h->opt = *opt;
 	h->lim = watch_limits_now;
 	if (ms <= 0)
@@ -973,6 +1006,21 @@ int watch_hub_new(struct local *l, const struct eng_options *opt,
 	h->thread_started = true;
 	*out = h;
 	return 0;
+}
+
+int watch_hub_new(struct local *l, const struct eng_options *opt,
+                  eng_rev_t current_rev, struct watch_hub **out)
+{
+	return hub_new(l, NULL, opt, current_rev, out);
+}
+
+int watch_hub_new_src(const struct watch_src *src,
+                      const struct eng_options *opt, eng_rev_t current_rev,
+                      struct watch_hub **out)
+{
+	if (!src || !src->read_events || !src->current_rev || !src->compact_rev)
+		return ENG_E_INVAL;
+	return hub_new(NULL, src, opt, current_rev, out);
 }
 
 void watch_hub_shutdown(struct watch_hub *h)
@@ -1062,6 +1110,23 @@ void watch_hub_publish(struct watch_hub *h, eng_rev_t rev,
 			hev_put(tmp[i]);
 	if (tmp != stack)
 		free(tmp);
+}
+
+void watch_hub_lost(struct watch_hub *h, eng_rev_t from, eng_rev_t to)
+{
+	pthread_mutex_lock(&h->lock);
+	if (to > h->head_rev)
+		h->head_rev = to;
+	if (!h->closed && from <= to) {
+		if (!h->hole) {
+			h->hole = true;
+			h->hole_seq = h->win_hi;
+			h->hole_from = from;
+		}
+		h->hole_to = to;
+	}
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
 }
 
 void watch_hub_advance(struct watch_hub *h, eng_rev_t rev)
@@ -1203,8 +1268,8 @@ static int store_fill(struct watcher *w, eng_rev_t from, eng_rev_t to,
 	eng_rev_t now_crev = 0;
 	int rc;
 
-	rc = local_read_events(w->h->l, from, to, w->key, w->key_len, w->end,
-	                       w->end_len, store_cb, &g, &now_crev);
+	rc = hub_read_events(w->h, from, to, w->key, w->key_len, w->end,
+	                     w->end_len, store_cb, &g, &now_crev);
 	if (rc == ENG_E_COMPACTED) {
 		gather_free(&g);
 		return set_compacted(w, now_crev);
@@ -1381,7 +1446,7 @@ static int watcher_catchup(struct watcher *w, eng_rev_t fill)
 	wstart = h->win_start;
 	pthread_mutex_unlock(&h->lock);
 
-	crev = local_compact_rev(h->l);
+	crev = hub_compact_rev(h);
 	if (fill < crev)
 		rc = set_compacted(w, crev);
 	else if (fill < wstart)
@@ -1723,8 +1788,8 @@ int watch_hub_open(struct watch_hub *h, const void *key, size_t key_len,
 	w->notify = notify;
 	w->arg = arg;
 
-	cur = local_current_rev(h->l);
-	crev = local_compact_rev(h->l);
+	cur = hub_current_rev(h);
+	crev = hub_compact_rev(h);
 	w->start = start ? start : cur + 1;
 	atomic_init(&w->next_rev, w->start);
 
