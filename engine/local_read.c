@@ -518,6 +518,11 @@ int local_range(eng *e, const struct eng_range_req *req,
 	rc = lread_open(l, (struct local_snap *)req->snap, &rd);
 	if (rc)
 		goto out;
+	/* A scan (a listing's page) reads its blocks once: caching them
+	 * would only evict the point reads' working set and grow the
+	 * daemon by the block cache's size for one `ls` of a big directory. */
+	if (p.end_len > 0)
+		leveldb_readoptions_set_fill_cache(rd.ro, 0);
 	rev = req->rev ? req->rev : rd.rev;
 	if (rev > rd.rev) {
 		rc = ENG_E_FUTURE_REV;
@@ -722,6 +727,7 @@ int local_read_events(struct local *l, eng_rev_t from, eng_rev_t to,
 	rc = lread_open(l, NULL, &rd);
 	if (rc)
 		return rc;
+	leveldb_readoptions_set_fill_cache(rd.ro, 0); /* a scan, as above */
 	if (from < rd.compact_rev) {
 		if (compact_rev)
 			*compact_rev = rd.compact_rev;
