@@ -60,6 +60,8 @@ struct etcdb {
 	bool pump_running;        /* protected by hub_lock */
 	pthread_t pump;           /* the stream's reader */
 	eng_rev_t pump_from;      /* the stream's first revision */
+	bool pump_cut;  /* protected by lock: tests, drop the stream */
+	bool pump_hold; /* protected by lock: tests, do not reopen */
 
 	/* auto-compaction thread */
 	pthread_cond_t cond; /* signalled on close */
@@ -120,6 +122,9 @@ int etcdb_lease_list(eng *e, struct eng_lease_info **out, size_t *n);
 /* At close: stop the stream, end every open watch with ENG_E_CLOSED. */
 void etcdb_watch_shutdown(struct etcdb *ee);
 int64_t etcdb_watch_count(struct etcdb *ee);
+/* For tests: drop the hub's stream now (cut) and do not reopen it while
+ * hold is true (a cut stream, resumed when the test says). */
+void etcdb_test_cut_stream(eng *e, bool hold);
 int etcdb_watch_open(eng *e, const void *key, size_t key_len, const void *end,
                      size_t end_len, eng_rev_t start,
                      eng_watch_notify_fn notify, void *arg, eng_watch **out);

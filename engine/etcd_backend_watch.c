@@ -170,8 +170,25 @@ static void *pump_main(void *arg)
 	while (!closing(ee)) {
 		struct eng_event *evs;
 		eng_rev_t crev;
+		bool cut, hold;
 		int n, rc;
 
+		pthread_mutex_lock(&ee->lock);
+		cut = ee->pump_cut;
+		hold = ee->pump_hold;
+		pthread_mutex_unlock(&ee->lock);
+		if (cut) {
+			etcd_watch_close(sw);
+			sw = NULL;
+			pthread_mutex_lock(&ee->lock);
+			ee->pump_cut = false;
+			pthread_cond_broadcast(&ee->cond);
+			pthread_mutex_unlock(&ee->lock);
+		}
+		if (hold && !sw) {
+			nap(ee, 20);
+			continue;
+		}
 		if (!sw) {
 			rc = etcd_watch_open(ee->c, user_key, 1, ETCDB_RSV,
 			                     ETCDB_RSV_LEN, next,
@@ -358,17 +375,14 @@ static eng_rev_t src_current_rev(void *arg)
 	return ee->base.ops->current_rev(&ee->base);
 }
 
-/* The compaction revision known without a request: a start below a newer
- * one is found by read_events, which etcd answers with the revision. */
+/* The compaction revision: one request when it did not move (see
+ * etcdb_probe_compact), the last known one if etcd cannot be reached (a
+ * start below a newer one is then found by read_events). */
 static eng_rev_t src_compact_rev(void *arg)
 {
 	struct etcdb *ee = arg;
-	eng_rev_t r;
 
-	pthread_mutex_lock(&ee->lock);
-	r = ee->compact_rev;
-	pthread_mutex_unlock(&ee->lock);
-	return r;
+	return ee->base.ops->compact_rev(&ee->base);
 }
 
 /* ------------------------------------------------------- open and close */
@@ -418,6 +432,23 @@ void etcdb_watch_shutdown(struct etcdb *ee)
 		ee->hub = NULL;
 	}
 	pthread_mutex_unlock(&ee->hub_lock);
+}
+
+void etcdb_test_cut_stream(eng *e, bool hold)
+{
+	struct etcdb *ee = (struct etcdb *)e;
+
+	pthread_mutex_lock(&ee->lock);
+	ee->pump_cut = true;
+	ee->pump_hold = hold;
+	pthread_cond_broadcast(&ee->cond);
+	/* wait until the pump dropped its stream (if there is a pump) */
+	for (int i = 0; i < 500 && ee->pump_cut && ee->hub; i++) {
+		pthread_mutex_unlock(&ee->lock);
+		nap(ee, 10);
+		pthread_mutex_lock(&ee->lock);
+	}
+	pthread_mutex_unlock(&ee->lock);
 }
 
 int64_t etcdb_watch_count(struct etcdb *ee)

@@ -35,7 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "engine/engine.h"
+#include "engine/etcd_backend.h"
 
 static char g_dir[64];
 static char g_url[64];
@@ -822,6 +825,348 @@ static void test_watch_resume(void **state)
 	eng_close(e);
 }
 
+/* ------------------------------------------------------ the watch hub */
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct buf *b = arg;
+	char *np = realloc(b->p, b->n + size * nmemb + 1);
+
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->n, ptr, size * nmemb);
+	b->n += size * nmemb;
+	b->p[b->n] = '\0';
+	return size * nmemb;
+}
+
+/* A gauge of etcd's /metrics (-1 if it cannot be read). */
+static long etcd_metric(const char *name)
+{
+	char url[96];
+	struct buf b = {0};
+	CURL *c = curl_easy_init();
+	long v = -1;
+	size_t nl = strlen(name);
+
+	snprintf(url, sizeof(url), "%s/metrics", g_url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	if (curl_easy_perform(c) == CURLE_OK && b.p) {
+		for (char *l = b.p; l && *l;
+		     l = strchr(l, '\n'), l = l ? l + 1 : l)
+			if (!strncmp(l, name, nl) && l[nl] == ' ') {
+				v = strtol(l + nl + 1, NULL, 10);
+				break;
+			}
+	}
+	curl_easy_cleanup(c);
+	free(b.p);
+	return v;
+}
+
+/* Wait until the gauge is `want` (up to 3 s; it moves asynchronously). */
+static long wait_metric(const char *name, long want)
+{
+	int64_t dl = now_ms() + 3000;
+	long v;
+
+	while ((v = etcd_metric(name)) != want && now_ms() < dl)
+		sleep_ms(50);
+	return v;
+}
+
+#define HUB_WATCHERS 500
+#define HUB_REVS     20
+
+/* 500 watchers share ONE etcd watch stream: each gets every event of its
+ * range, in order, whole revisions, then a marker covering them. */
+static void test_watch_hub(void **state)
+{
+	static eng_watch *w[HUB_WATCHERS];
+	static int got[HUB_WATCHERS];
+	eng *e = open_e(), *e2 = open_e();
+	eng_rev_t revs[HUB_REVS];
+	long streams0 =
+	    wait_metric("etcd_debugging_mvcc_watch_stream_total", 0);
+	long watchers0 = etcd_metric("etcd_debugging_mvcc_watcher_total");
+	int64_t dl;
+	int done;
+
+	(void)state;
+	assert_int_equal(streams0, 0);
+	for (int i = 0; i < HUB_WATCHERS; i++) {
+		/* half on the prefix, half on one key of it */
+		bool one = i % 2;
+
+		assert_int_equal(eng_watch_open(e, one ? "wh/k" : "wh/",
+		                                one ? 4 : 3, one ? NULL : "wh0",
+		                                one ? 0 : 3, 0, on_note, NULL,
+		                                &w[i]),
+		                 0);
+	}
+	assert_int_equal(
+	    wait_metric("etcd_debugging_mvcc_watch_stream_total", 1), 1);
+	assert_int_equal(etcd_metric("etcd_debugging_mvcc_watcher_total"),
+	                 watchers0 + 1);
+	{
+		struct eng_stats st;
+
+		assert_int_equal(eng_stats_get(e, &st), 0);
+		assert_int_equal(st.watchers, HUB_WATCHERS);
+	}
+	/* written by another client: the stream brings them */
+	for (int i = 0; i < HUB_REVS; i++) {
+		struct eng_op ops[2] = {
+		    {.type = ENG_OP_PUT,
+		     .key = "wh/k",
+		     .key_len = 4,
+		     .value = "v",
+		     .value_len = 1},
+		    {.type = ENG_OP_PUT,
+		     .key = "wh/j",
+		     .key_len = 4,
+		     .value = "v",
+		     .value_len = 1},
+		};
+		struct eng_txn t = {.success = ops, .nsuccess = 2};
+		struct eng_txn_res res;
+
+		assert_int_equal(eng_txn(e2, &t, &res), 0);
+		revs[i] = res.header_rev;
+		eng_txn_res_release(&res);
+	}
+	put(e2, "wi/outside", "x");
+	dl = now_ms() + 20000;
+	do {
+		done = 0;
+		for (int i = 0; i < HUB_WATCHERS; i++) {
+			struct eng_event *evs;
+			bool one = i % 2;
+			int per = one ? 1 : 2, n;
+
+			if (got[i] == HUB_REVS * per) {
+				done++;
+				continue;
+			}
+			n = eng_watch_read(w[i], &evs, 64);
+			assert_true(n >= 0);
+			for (int k = 0; k < n; k++) {
+				int r;
+
+				if (evs[k].type == ENG_EV_PROGRESS) {
+					/* every event <= it was delivered */
+					assert_true(got[i] % per == 0);
+					assert_true(got[i] == 0 ||
+					            evs[k].kv.mod_rev >=
+					                revs[got[i] / per - 1]);
+					continue;
+				}
+				assert_int_equal(evs[k].type, ENG_EV_PUT);
+				r = got[i] / per;
+				assert_true(r < HUB_REVS);
+				assert_int_equal(evs[k].kv.mod_rev, revs[r]);
+				assert_true(evs[k].kv.mtime_ns > 0);
+				if (one)
+					assert_true(kv_is(&evs[k].kv, "wh/k"));
+				got[i]++;
+			}
+		}
+		if (done < HUB_WATCHERS)
+			sleep_ms(20);
+	} while (done < HUB_WATCHERS && now_ms() < dl);
+	assert_int_equal(done, HUB_WATCHERS);
+	/* nothing more (the outside key reached nobody) */
+	for (int i = 0; i < HUB_WATCHERS; i++) {
+		struct eng_event *evs;
+		int n = eng_watch_read(w[i], &evs, 64);
+
+		assert_true(n >= 0);
+		for (int k = 0; k < n; k++)
+			assert_int_equal(evs[k].type, ENG_EV_PROGRESS);
+	}
+	/* still one stream after all that traffic */
+	assert_int_equal(etcd_metric("etcd_debugging_mvcc_watch_stream_total"),
+	                 1);
+	for (int i = 0; i < HUB_WATCHERS; i++)
+		eng_watch_close(w[i]);
+	eng_close(e2);
+	eng_close(e);
+	assert_int_equal(
+	    wait_metric("etcd_debugging_mvcc_watch_stream_total", 0), 0);
+}
+
+/* Read until COMPACTED (its revision) or the deadline (-1). */
+static eng_rev_t wait_compacted(eng_watch *w, int ms)
+{
+	int64_t dl = now_ms() + ms;
+
+	while (now_ms() < dl) {
+		struct eng_event *evs;
+		int n = eng_watch_read(w, &evs, 64);
+
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++)
+			if (evs[i].type == ENG_EV_COMPACTED)
+				return evs[i].kv.mod_rev;
+		if (n == 0)
+			sleep_ms(20);
+	}
+	return -1;
+}
+
+/* The hub's stream is cut: it resumes at its position (nothing lost or
+ * repeated); if that position was compacted meanwhile, live watchers get
+ * COMPACTED with etcd's compaction revision, never a silent gap.  A start
+ * below a compaction made by another client (unknown to this engine) is
+ * COMPACTED too. */
+static void test_watch_hub_cut(void **state)
+{
+	eng *e = open_e(), *e2 = open_e();
+	eng_watch *w, *w2, *old;
+	struct eng_event ev[8];
+	eng_rev_t r[4], crev;
+
+	(void)state;
+	assert_int_equal(
+	    eng_watch_open(e, "wc/", 3, "wc0", 3, 0, NULL, NULL, &w), 0);
+	r[0] = put(e2, "wc/a", "0");
+	assert_int_equal(wait_events(w, ev, 1, 3000), 1);
+	assert_int_equal(ev[0].kv.mod_rev, r[0]);
+
+	/* cut, two writes while it is down, resume: both, once */
+	etcdb_test_cut_stream(e, true);
+	r[1] = put(e2, "wc/a", "1");
+	r[2] = put(e2, "wc/b", "2");
+	assert_int_equal(wait_events(w, ev, 1, 300), 0);
+	etcdb_test_cut_stream(e, false);
+	assert_int_equal(wait_events(w, ev, 2, 5000), 2);
+	assert_int_equal(ev[0].kv.mod_rev, r[1]);
+	assert_int_equal(ev[1].kv.mod_rev, r[2]);
+	assert_int_equal(wait_events(w, ev, 1, 300), 0);
+
+	/* cut, write, compact past the position (another client), resume */
+	assert_int_equal(
+	    eng_watch_open(e, "wc/a", 4, NULL, 0, 0, NULL, NULL, &w2), 0);
+	assert_true(wait_progress(w2, 2000) >= r[2]);
+	etcdb_test_cut_stream(e, true);
+	put(e2, "wc/a", "3");
+	r[3] = put(e2, "wc/z", "4");
+	assert_int_equal(eng_compact(e2, r[3], false), 0);
+	etcdb_test_cut_stream(e, false);
+	crev = wait_compacted(w, 5000);
+	assert_int_equal(crev, r[3]);
+	assert_int_equal(wait_compacted(w2, 5000), r[3]);
+	eng_watch_close(w2);
+	eng_watch_close(w);
+
+	/* after that the hub streams on: a new watch works */
+	assert_int_equal(
+	    eng_watch_open(e, "wc/", 3, "wc0", 3, 0, NULL, NULL, &w), 0);
+	r[0] = put(e2, "wc/c", "5");
+	assert_int_equal(wait_events(w, ev, 1, 5000), 1);
+	assert_int_equal(ev[0].kv.mod_rev, r[0]);
+	eng_watch_close(w);
+
+	/* a start below a compaction this engine did not see */
+	r[1] = put(e2, "wc/c", "6");
+	assert_int_equal(eng_compact(e2, r[1], false), 0);
+	assert_int_equal(
+	    eng_watch_open(e, "wc/", 3, "wc0", 3, r[0], NULL, NULL, &old), 0);
+	assert_int_equal(wait_compacted(old, 5000), r[1]);
+	eng_watch_close(old);
+	eng_close(e2);
+	eng_close(e);
+}
+
+/* mtime_ns: the time this engine first saw the revision, stable. */
+static void test_mtime(void **state)
+{
+	eng *e0 = open_e(), *e, *e2;
+	eng_watch *w;
+	struct eng_kv kv;
+	struct eng_event ev[2];
+	struct eng_range_res hist;
+	int64_t t0, t1, t2, t3, m, m2;
+	struct timespec ts;
+
+	(void)state;
+#define REAL_NS()                                                              \
+	(clock_gettime(CLOCK_REALTIME, &ts),                                   \
+	 (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec)
+	put(e0, "mt/old", "x");
+	eng_close(e0);
+	t0 = REAL_NS();
+	e = open_e();
+	t1 = REAL_NS();
+	e2 = open_e();
+	/* older than the engine: its open time */
+	assert_int_equal(eng_get(e, "mt/old", 6, 0, NULL, &kv), 0);
+	assert_true(kv.mtime_ns >= t0 && kv.mtime_ns <= t1);
+	m = kv.mtime_ns;
+	eng_kv_release(&kv);
+	assert_int_equal(eng_get(e, "mt/old", 6, 0, NULL, &kv), 0);
+	assert_int_equal(kv.mtime_ns, m);
+	eng_kv_release(&kv);
+
+	/* our own write: the time of its reply, the same in every read */
+	t0 = REAL_NS();
+	put(e, "mt/own", "x");
+	t1 = REAL_NS();
+	sleep_ms(30);
+	assert_int_equal(eng_get(e, "mt/own", 6, 0, NULL, &kv), 0);
+	assert_true(kv.mtime_ns >= t0 && kv.mtime_ns <= t1);
+	m = kv.mtime_ns;
+	eng_kv_release(&kv);
+	assert_int_equal(eng_get(e, "mt/own", 6, 0, NULL, &kv), 0);
+	assert_int_equal(kv.mtime_ns, m);
+	eng_kv_release(&kv);
+
+	/* another client's write: when the stream (or a read) brought it;
+	 * the event and later reads agree */
+	assert_int_equal(
+	    eng_watch_open(e, "mt/", 3, "mt0", 3, 0, NULL, NULL, &w), 0);
+	t2 = REAL_NS();
+	put(e2, "mt/other", "y");
+	assert_int_equal(wait_events(w, ev, 1, 3000), 1);
+	t3 = REAL_NS();
+	m = ev[0].kv.mtime_ns;
+	assert_true(m >= t2 && m <= t3);
+	sleep_ms(30);
+	assert_int_equal(eng_get(e, "mt/other", 8, 0, NULL, &kv), 0);
+	assert_int_equal(kv.mtime_ns, m);
+	eng_kv_release(&kv);
+	/* and the history line of that version */
+	assert_int_equal(eng_history(e, "mt/other", 8, 0, 0, &hist), 0);
+	assert_int_equal(hist.n, 1);
+	assert_int_equal(hist.kvs[0].mtime_ns, m);
+	eng_range_res_release(&hist);
+	/* a read racing ahead of the stream fixes the time once */
+	etcdb_test_cut_stream(e, true);
+	t2 = REAL_NS();
+	put(e2, "mt/race", "z");
+	assert_int_equal(eng_get(e, "mt/race", 7, 0, NULL, &kv), 0);
+	t3 = REAL_NS();
+	m2 = kv.mtime_ns;
+	assert_true(m2 >= t2 && m2 <= t3);
+	eng_kv_release(&kv);
+	etcdb_test_cut_stream(e, false);
+	assert_int_equal(wait_events(w, ev, 1, 3000), 1);
+	assert_int_equal(ev[0].kv.mtime_ns, m2);
+	eng_watch_close(w);
+	eng_close(e2);
+	eng_close(e);
+#undef REAL_NS
+}
+
 /* -------------------------------------------------------- failures */
 
 static void test_failover(void **state)
@@ -877,6 +1222,9 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_compact),
 	    cmocka_unit_test(test_failover),
 	    cmocka_unit_test(test_watch_resume),
+	    cmocka_unit_test(test_watch_hub),
+	    cmocka_unit_test(test_watch_hub_cut),
+	    cmocka_unit_test(test_mtime),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
