@@ -39,6 +39,45 @@
 
 #define REVFS_VERSION "0.1.0"
 
+/*
+ * Worker threads: every FLUSH of a writer holds its thread for the group
+ * commit (an fsync), so the pool must exceed the writers in flight or the
+ * CREATE and LOOKUP requests of the others queue behind the commits.  No
+ * thread ever exits for being idle: starting one costs a clone, and
+ * libfuse does it in the thread that just read a request, before serving
+ * it.
+ */
+#define RV_MAX_THREADS 64
+
+/*
+ * libfuse >= 3.12's loop.  FUSE_USE_VERSION 35 (fs/fs.h) maps
+ * fuse_session_loop_mt() to the 3.2 entry point, which reads its argument
+ * as the old two-field struct {clone_fd, max_idle_threads}: given the
+ * struct of fuse_loop_cfg_create() it took the version tag for clone_fd
+ * and 0 for max_idle_threads, i.e. a new thread and a new /dev/fuse clone
+ * for every request, at most 10 threads.  So call the 3.12 symbol, whose
+ * argument is what fuse_loop_cfg_create() returns.
+ */
+int fuse_session_loop_mt_312(struct fuse_session *se,
+                             struct fuse_loop_config *config);
+
+static int serve_mt(struct fuse_session *se)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	int rc;
+
+	if (!lc) {
+		rv_log(ENG_LOG_ERR, "out of memory");
+		return 1;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, RV_MAX_THREADS);
+	fuse_loop_cfg_set_idle_threads(lc, RV_MAX_THREADS);
+	rc = fuse_session_loop_mt_312(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return rc;
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-s] [-o opt,...] [SOURCE] MOUNTPOINT\n"
@@ -420,21 +459,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (o.single_thread) {
-		rc = fuse_session_loop(se);
-	} else {
-		struct fuse_loop_config *lc = fuse_loop_cfg_create();
-
-		if (!lc) {
-			rv_log(ENG_LOG_ERR, "out of memory");
-			rc = 1;
-		} else {
-			fuse_loop_cfg_set_max_threads(lc, 64);
-			fuse_loop_cfg_set_idle_threads(lc, 8);
-			rc = fuse_session_loop_mt(se, lc);
-			fuse_loop_cfg_destroy(lc);
-		}
-	}
+	rc = o.single_thread ? fuse_session_loop(se) : serve_mt(se);
 	/* libfuse returns the signal that ended the loop: a clean stop. */
 	if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP)
 		rc = 0;

@@ -41,7 +41,10 @@ struct bf_job {
 	const char *val;
 	long done; /* written by this thread only, read after join */
 	int failed;
+	int64_t phase_ns[4]; /* open, write, fsync, close; this thread only */
 };
+
+enum { BF_OPEN, BF_WRITE, BF_FSYNC, BF_CLOSE };
 
 static void *bf_file_thread(void *arg)
 {
@@ -49,10 +52,13 @@ static void *bf_file_thread(void *arg)
 	char path[PATH_MAX];
 
 	for (long i = j->t; i < j->n && !j->failed; i += j->threads) {
+		int64_t t0, t1, t2, t3, t4;
 		int fd;
 
 		snprintf(path, sizeof(path), "%s/%s%ld", j->dir, j->prefix, i);
+		t0 = bench_mono_ns();
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		t1 = bench_mono_ns();
 		if (fd < 0) {
 			fprintf(stderr, "open %s: %s\n", path, strerror(errno));
 			j->failed = 1;
@@ -63,17 +69,24 @@ static void *bf_file_thread(void *arg)
 			        strerror(errno));
 			j->failed = 1;
 		}
+		t2 = bench_mono_ns();
 		if (j->fsync && fsync(fd)) {
 			fprintf(stderr, "fsync %s: %s\n", path,
 			        strerror(errno));
 			j->failed = 1;
 		}
+		t3 = bench_mono_ns();
 		/* on revfs the close is the commit: its error counts */
 		if (close(fd)) {
 			fprintf(stderr, "close %s: %s\n", path,
 			        strerror(errno));
 			j->failed = 1;
 		}
+		t4 = bench_mono_ns();
+		j->phase_ns[BF_OPEN] += t1 - t0;
+		j->phase_ns[BF_WRITE] += t2 - t1;
+		j->phase_ns[BF_FSYNC] += t3 - t2;
+		j->phase_ns[BF_CLOSE] += t4 - t3;
 		if (!j->failed)
 			j->done++;
 	}
@@ -180,6 +193,24 @@ static void bf_result(const char *what, long n, int64_t ns)
 	       s > 0 ? (double)n / s : 0.0);
 }
 
+/* Where a writer's time went: the mean of each call, over every file. */
+static void bf_phases(const struct bf_job *jobs, int threads, long n)
+{
+	static const char *const name[] = {"open", "write", "fsync", "close"};
+	int64_t sum[4] = {0};
+
+	if (n <= 0)
+		return;
+	for (int t = 0; t < threads; t++)
+		for (int p = 0; p < 4; p++)
+			sum[p] += jobs[t].phase_ns[p];
+	printf("mean per file:");
+	for (int p = 0; p < 4; p++)
+		printf(" %s %.3f ms", name[p],
+		       (double)sum[p] / (double)n / 1e6);
+	printf("\n");
+}
+
 static int bf_usage(void)
 {
 	fprintf(stderr, "usage: bench_fs_files files DIR PREFIX N THREADS SIZE "
@@ -242,6 +273,7 @@ int main(int argc, char **argv)
 		printf("%ld files of %zu bytes by %d threads%s: all present "
 		       "with their size\n",
 		       n, size, threads, do_fsync ? ", fsync each" : "");
+		bf_phases(jobs, threads, n);
 		bf_result(do_fsync ? "files-fsync" : "files", n, ns);
 		rc = 0;
 		goto out;
