@@ -1515,12 +1515,19 @@ static int out_marker(struct watcher *w, enum eng_event_type type,
 /* The progress marker: everything <= disp_rev was queued, and the queue is
  * empty; revisions below the start are not the watch's business, so a
  * watch opened at the next revision gets start - 1 even if the dispatcher
- * is a little behind.  Under w->lock, live. */
+ * is a little behind.  The dispatcher queues a revision to its watchers
+ * before it publishes disp_rev, so a reader may already have taken whole
+ * revisions above disp_rev: the marker is never below them (next_rev - 1),
+ * or it would go back behind an event already delivered.  Under w->lock,
+ * live. */
 static int out_progress(struct watcher *w)
 {
 	eng_rev_t r = atomic_load(&w->h->disp_rev);
+	eng_rev_t given = atomic_load(&w->next_rev) - 1;
 	int rc;
 
+	if (r < given)
+		r = given;
 	if (r < w->start - 1)
 		r = w->start - 1;
 	rc = out_marker(w, ENG_EV_PROGRESS, r);
