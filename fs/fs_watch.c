@@ -19,6 +19,13 @@
  * 2,000 threads.  An interrupt (Ctrl-C) answers the held read with EINTR at
  * once; a release answers a read still held.
  *
+ * Answers are paced: the dispatcher answers in rounds, and a stream answered
+ * less than a round period ago has its next read held (and queued) for the
+ * next round, which then carries everything pending for it.  The period
+ * grows with the number of answers per round (see FS_WATCH_RATE), so one
+ * reader is answered at once and a thousand busy readers cost a bounded
+ * number of answers per second instead of one per event each.
+ *
  * Invariants and locks:
  *  - one reader of an engine watch at a time: eng_watch_read and
  *    eng_watch_close of a stream run under its s->lock only;
@@ -29,7 +36,8 @@
  *    W->lock -> s->lock; W->ready_lock is a leaf, the only lock the notify
  *    callback takes, and is never held across an engine call;
  *  - a stream is freed when its last reference goes: the open handle's and
- *    one per ready-list entry (taken by the notify callback).
+ *    one per ready-list entry (taken by enqueue()); a read held for the next
+ *    round is queued under s->lock, before its answer can let the handle go.
  */
 #include "fs_int.h"
 #include "fs_watch.h"
@@ -40,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FS_WATCH_BATCH 256
@@ -47,11 +56,38 @@
  * engine's own queue (and its catch-up from the store) holds the rest, so
  * a slow reader costs a bounded buffer and never slows a writer. */
 #define FS_WATCH_HIGH (64 * 1024)
-/* After a wakeup the dispatcher lets events gather this long: every answer
- * costs the reader a new FUSE read request, and the writers' requests queue
- * behind those in the kernel, so fewer, fuller answers keep writers going
- * when a thousand readers wait (docs/BENCHMARKS.md, watch_fuse). */
-#define FS_WATCH_GATHER_US 5000
+/*
+ * Pacing.  Every answer costs a wakeup of the reader and a new FUSE READ,
+ * and the writers' requests queue behind those in the kernel: answered one
+ * event at a time, 1,000 readers under 1,000 puts/s would need 10^6
+ * answers/s.  So answers go out in rounds: a stream answered less than one
+ * round period ago has its next read held until the next round, which
+ * answers it with everything pending.  The period adapts to the load:
+ * answers of the last round / FS_WATCH_RATE, at most FS_WATCH_PERIOD_MAX
+ * (1 reader: ~0, answered at once; 1,000 busy readers: 25 ms).
+ * docs/BENCHMARKS.md (watch_fuse) has the measurements.
+ */
+#define FS_WATCH_RATE       40000
+#define FS_WATCH_PERIOD_MAX 25000000LL /* ns */
+
+/*
+ * A line depends only on the event (paths are relative to the mount), so
+ * the dispatcher formats each event once for all the streams that read it
+ * in a round: a direct-mapped cache of recent lines, checked against the
+ * event's revision, type and key (a slot may be overwritten at any time).
+ * Only the dispatcher thread uses it.
+ */
+#define FS_WATCH_LC_SLOTS 512
+#define FS_WATCH_LC_KEY   128
+#define FS_WATCH_LC_TEXT  (48 + 3 * FS_WATCH_LC_KEY)
+
+struct fs_lcslot {
+	eng_rev_t rev;
+	int type;
+	size_t key_len, text_len; /* key_len 0: empty */
+	char key[FS_WATCH_LC_KEY];
+	char text[FS_WATCH_LC_TEXT];
+};
 
 struct fs_wstream {
 	struct fs *fs;
@@ -65,6 +101,7 @@ struct fs_wstream {
 	fuse_req_t req;       /* a held read; protected by lock */
 	size_t req_size;      /* protected by lock */
 	struct fuse_pollhandle *ph;     /* protected by lock */
+	int64_t answered_ns;            /* last answer; protected by lock */
 	int refs;                       /* atomic */
 	bool queued;                    /* protected by W->ready_lock */
 	struct fs_wstream *next_ready;  /* protected by W->ready_lock */
@@ -75,9 +112,14 @@ struct fs_watchers {
 	struct fs *fs;
 	pthread_mutex_t lock;
 	struct fs_wstream head; /* every open stream; protected by lock */
-	bool stopping;          /* protected by lock */
+	/* set (before the held reads are ended) by fs_watch_stop; read
+	 * under a stream's lock, so a read either sees it or is ended */
+	bool stopping; /* atomic */
 	pthread_mutex_t ready_lock;
 	struct fs_wstream *ready; /* protected by ready_lock */
+	int64_t period_ns;        /* the round period; atomic */
+	struct fs_lcslot *lines;  /* the dispatcher's line cache */
+	long answers;             /* answers since the last round; atomic */
 	int efd;
 	pthread_t thread;
 	bool running;
@@ -93,12 +135,18 @@ static void unref(struct fs_wstream *s)
 	free(s);
 }
 
-/* The engine's notify: engine locks are held; queue and wake, nothing else.
- */
-static void on_notify(void *arg)
+static int64_t now_ns(void)
 {
-	struct fs_wstream *s = arg;
-	struct fs_watchers *W = s->fs->watchers;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Put s on the ready list (once) and wake the dispatcher if the list was
+ * empty: one wakeup per round, not one per stream. */
+static void enqueue(struct fs_watchers *W, struct fs_wstream *s)
+{
 	uint64_t one = 1;
 	bool wake = false;
 
@@ -106,14 +154,23 @@ static void on_notify(void *arg)
 	if (!s->queued) {
 		s->queued = true;
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
+		wake = W->ready == NULL;
 		s->next_ready = W->ready;
 		W->ready = s;
-		wake = true;
 	}
 	pthread_mutex_unlock(&W->ready_lock);
 	if (wake && write(W->efd, &one, sizeof(one)) < 0) {
 		/* a full counter: the dispatcher is awake anyway */
 	}
+}
+
+/* The engine's notify: engine locks are held; queue and wake, nothing else.
+ */
+static void on_notify(void *arg)
+{
+	struct fs_wstream *s = arg;
+
+	enqueue(s->fs->watchers, s);
 }
 
 static int reserve(struct fs_wstream *s, size_t more)
@@ -142,11 +199,27 @@ static int reserve(struct fs_wstream *s, size_t more)
 	return 0;
 }
 
+/* Write v in decimal at p; returns the end. */
+static char *put_rev(char *p, eng_rev_t v)
+{
+	char tmp[24];
+	unsigned long long u = v < 0 ? 0 : (unsigned long long)v;
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
 /* Append "REV TYPE[ PATH]\n"; PATH's segments encoded as names are. */
 static int append_line(struct fs_wstream *s, eng_rev_t rev, const char *type,
                        const char *key, size_t key_len)
 {
-	size_t pl = s->fs->prefix_len;
+	size_t pl = s->fs->prefix_len, tl = strlen(type);
 	/* each raw byte encodes to at most 3 (%XX), each name is bounded */
 	size_t need = 48 + (key ? 3 * key_len + FS_NAME_MAX : 0);
 	char name[FS_NAME_MAX + 1];
@@ -155,8 +228,10 @@ static int append_line(struct fs_wstream *s, eng_rev_t rev, const char *type,
 
 	if (rc < 0)
 		return rc;
-	p = s->buf + s->len;
-	p += sprintf(p, "%lld %s", (long long)rev, type);
+	p = put_rev(s->buf + s->len, rev);
+	*p++ = ' ';
+	memcpy(p, type, tl);
+	p += tl;
 	if (key) {
 		const char *k = key + pl, *end = key + key_len;
 
@@ -182,8 +257,58 @@ static int append_line(struct fs_wstream *s, eng_rev_t rev, const char *type,
 	return 0;
 }
 
-/* Take events from the engine into the text buffer.  s->lock held. */
-static void fill_locked(struct fs_wstream *s)
+static const char *const ev_names[] = {
+    [ENG_EV_PUT] = "PUT",
+    [ENG_EV_DELETE] = "DELETE",
+};
+
+/* Append a PUT or DELETE line, from the line cache lc if it has it. */
+static int append_event(struct fs_wstream *s, const struct eng_event *ev,
+                        struct fs_lcslot *lc)
+{
+	const struct eng_kv *kv = &ev->kv;
+	struct fs_lcslot *sl = NULL;
+	size_t unread = s->len - s->pos, start;
+	uint64_t h = (uint64_t)kv->mod_rev * 0x9e3779b97f4a7c15ULL;
+	int rc;
+
+	if (lc && kv->key_len > 0 && kv->key_len <= FS_WATCH_LC_KEY) {
+		for (size_t i = 0; i < kv->key_len; i++)
+			h = (h ^ (unsigned char)kv->key[i]) * 1099511628211ULL;
+		sl = &lc[(h ^ ev->type) & (FS_WATCH_LC_SLOTS - 1)];
+		if (sl->key_len == kv->key_len && sl->rev == kv->mod_rev &&
+		    sl->type == (int)ev->type &&
+		    !memcmp(sl->key, kv->key, kv->key_len)) {
+			rc = reserve(s, sl->text_len);
+			if (rc < 0)
+				return rc;
+			memcpy(s->buf + s->len, sl->text, sl->text_len);
+			s->len += sl->text_len;
+			return 0;
+		}
+	}
+	rc = append_line(s, kv->mod_rev, ev_names[ev->type], kv->key,
+	                 kv->key_len);
+	if (rc < 0 || !sl)
+		return rc;
+	/* reserve() may have moved the unread text to the front */
+	start = s->pos + unread;
+	if (s->len - start > FS_WATCH_LC_TEXT) {
+		sl->key_len = 0;
+		return 0;
+	}
+	sl->rev = kv->mod_rev;
+	sl->type = (int)ev->type;
+	sl->key_len = kv->key_len;
+	memcpy(sl->key, kv->key, kv->key_len);
+	sl->text_len = s->len - start;
+	memcpy(sl->text, s->buf + start, sl->text_len);
+	return 0;
+}
+
+/* Take events from the engine into the text buffer (lc: the dispatcher's
+ * line cache, or NULL).  s->lock held. */
+static void fill_locked(struct fs_wstream *s, struct fs_lcslot *lc)
 {
 	while (!s->ended && !s->dead && s->len - s->pos < FS_WATCH_HIGH) {
 		struct eng_event *evs;
@@ -205,12 +330,8 @@ static void fill_locked(struct fs_wstream *s)
 
 			switch (evs[i].type) {
 			case ENG_EV_PUT:
-				rc = append_line(s, kv->mod_rev, "PUT", kv->key,
-				                 kv->key_len);
-				break;
 			case ENG_EV_DELETE:
-				rc = append_line(s, kv->mod_rev, "DELETE",
-				                 kv->key, kv->key_len);
+				rc = append_event(s, &evs[i], lc);
 				break;
 			case ENG_EV_PROGRESS:
 				rc = append_line(s, kv->mod_rev, "PROGRESS",
@@ -265,6 +386,9 @@ static bool answer_locked(struct fs_wstream *s, size_t size, char **out,
 		*out = take_locked(s, size, n);
 		if (!*out)
 			*err = ENOMEM;
+		s->answered_ns = now_ns();
+		__atomic_add_fetch(&s->fs->watchers->answers, 1,
+		                   __ATOMIC_RELAXED);
 		return true;
 	}
 	if (s->ended) {
@@ -367,11 +491,21 @@ void fs_watch_read(fuse_req_t req, struct fs_wstream *s, size_t size)
 	/* Before any lock: libfuse calls on_interrupt at once (under its
 	 * request lock) if the request was interrupted already. */
 	fuse_req_interrupt_func(req, on_interrupt, W);
-	pthread_mutex_lock(&W->lock);
-	stopping = W->stopping;
-	pthread_mutex_unlock(&W->lock);
 	pthread_mutex_lock(&s->lock);
-	fill_locked(s);
+	stopping = __atomic_load_n(&W->stopping, __ATOMIC_ACQUIRE);
+	if (!stopping && !s->req && !s->ended && !fuse_req_interrupted(req) &&
+	    now_ns() - s->answered_ns <
+	        __atomic_load_n(&W->period_ns, __ATOMIC_RELAXED)) {
+		/* Answered within this round: the next round answers it
+		 * with everything pending then.  Queued under s->lock: once
+		 * it is unlocked the answer may come and the handle go. */
+		s->req = req;
+		s->req_size = size;
+		enqueue(W, s);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	fill_locked(s, NULL);
 	if (answer_locked(s, size, &out, &n, &err)) {
 		pthread_mutex_unlock(&s->lock);
 		send_answer(req, out, n, err);
@@ -398,7 +532,7 @@ void fs_watch_poll(fuse_req_t req, struct fs_wstream *s,
 	unsigned revents = 0;
 
 	pthread_mutex_lock(&s->lock);
-	fill_locked(s);
+	fill_locked(s, NULL);
 	if (s->len > s->pos || s->ended)
 		revents = POLLIN | POLLRDNORM;
 	if (ph) {
@@ -450,7 +584,7 @@ static void dispatch(struct fs_watchers *W, struct fs_wstream *s)
 
 	pthread_mutex_lock(&s->lock);
 	if (!s->dead && (s->req || s->ph)) {
-		fill_locked(s);
+		fill_locked(s, W->lines);
 		if (s->req && answer_locked(s, s->req_size, &out, &n, &err)) {
 			req = s->req;
 			s->req = NULL;
@@ -488,19 +622,36 @@ static struct fs_wstream *take_next(struct fs_watchers *W,
 	return s;
 }
 
+/* Sleep until the next round is due (at most FS_WATCH_PERIOD_MAX). */
+static void pace(struct fs_watchers *W, int64_t last)
+{
+	int64_t wait =
+	    last + __atomic_load_n(&W->period_ns, __ATOMIC_RELAXED) - now_ns();
+	struct timespec ts;
+
+	if (wait <= 0)
+		return;
+	ts.tv_sec = wait / 1000000000;
+	ts.tv_nsec = wait % 1000000000;
+	nanosleep(&ts, NULL);
+}
+
 static void *dispatcher_main(void *arg)
 {
 	struct fs_watchers *W = arg;
+	int64_t last = 0;
 
 	while (!W->stop) {
 		struct pollfd pfd = {.fd = W->efd, .events = POLLIN};
 		struct fs_wstream *list, *s;
 		uint64_t cnt;
+		int64_t a;
 
 		if (poll(&pfd, 1, 1000) > 0 &&
 		    read(W->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 			break;
-		usleep(FS_WATCH_GATHER_US);
+		pace(W, last);
+		last = now_ns();
 		pthread_mutex_lock(&W->ready_lock);
 		list = W->ready;
 		W->ready = NULL;
@@ -509,6 +660,14 @@ static void *dispatcher_main(void *arg)
 			dispatch(W, s);
 			unref(s);
 		}
+		/* The answers of this round (and the direct ones since the
+		 * last) set the next period: a bounded answer rate. */
+		a = __atomic_exchange_n(&W->answers, 0, __ATOMIC_RELAXED) *
+		    (1000000000LL / FS_WATCH_RATE);
+		__atomic_store_n(&W->period_ns,
+		                 a < FS_WATCH_PERIOD_MAX ? a
+		                                         : FS_WATCH_PERIOD_MAX,
+		                 __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -524,7 +683,12 @@ int fs_watch_start(struct fs *fs)
 	W->head.prev = W->head.next = &W->head;
 	pthread_mutex_init(&W->lock, NULL);
 	pthread_mutex_init(&W->ready_lock, NULL);
+	W->lines = calloc(FS_WATCH_LC_SLOTS, sizeof(*W->lines));
 	W->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!W->lines) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	if (W->efd < 0) {
 		rc = -errno;
 		goto fail;
@@ -533,6 +697,8 @@ int fs_watch_start(struct fs *fs)
 	rc = -pthread_create(&W->thread, NULL, dispatcher_main, W);
 	if (rc < 0)
 		goto fail;
+	/* named for top -H and perf (tests/bench/watch_fuse.sh reads it) */
+	pthread_setname_np(W->thread, "rv-watch");
 	W->running = true;
 	return 0;
 fail:
@@ -541,6 +707,7 @@ fail:
 		close(W->efd);
 	pthread_mutex_destroy(&W->lock);
 	pthread_mutex_destroy(&W->ready_lock);
+	free(W->lines);
 	free(W);
 	return rc;
 }
@@ -582,7 +749,7 @@ void fs_watch_stop(struct fs *fs)
 		struct fuse_pollhandle *ph = NULL;
 
 		pthread_mutex_lock(&W->lock);
-		W->stopping = true;
+		__atomic_store_n(&W->stopping, true, __ATOMIC_RELEASE);
 		for (s = W->head.next; s != &W->head; s = s->next) {
 			pthread_mutex_lock(&s->lock);
 			req = s->req;
@@ -617,6 +784,7 @@ void fs_watch_free(struct fs *fs)
 	close(W->efd);
 	pthread_mutex_destroy(&W->lock);
 	pthread_mutex_destroy(&W->ready_lock);
+	free(W->lines);
 	free(W);
 	fs->watchers = NULL;
 }

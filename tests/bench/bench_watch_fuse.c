@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,11 +33,16 @@
 #define FINE_N   100000
 #define COARSE_N 6000
 
+/* A latency histogram: 10 us buckets up to 1 s, then 10 ms up to 60 s. */
+struct hist {
+	uint64_t fine[FINE_N], coarse[COARSE_N], over;
+	uint64_t max_ns, count;
+};
+
 static const char *g_dir;
 static long g_rate, g_seconds, g_readers, g_per_writer;
 static int64_t *g_start[NWRITERS]; /* start time of put k of writer w */
-static uint64_t g_fine[FINE_N], g_coarse[COARSE_N], g_over;
-static uint64_t g_max_ns, g_count;
+static struct hist g_deliver, g_put;
 static int g_errors;
 static long long g_from_rev;
 
@@ -48,23 +54,23 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void record(int64_t lat)
+static void record(struct hist *h, int64_t lat)
 {
 	uint64_t l = lat < 0 ? 0 : (uint64_t)lat;
-	uint64_t m = __atomic_load_n(&g_max_ns, __ATOMIC_RELAXED);
+	uint64_t m = __atomic_load_n(&h->max_ns, __ATOMIC_RELAXED);
 
 	while (l > m &&
-	       !__atomic_compare_exchange_n(&g_max_ns, &m, l, false,
+	       !__atomic_compare_exchange_n(&h->max_ns, &m, l, false,
 	                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 	if (l / 10000 < FINE_N)
-		__atomic_add_fetch(&g_fine[l / 10000], 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&h->fine[l / 10000], 1, __ATOMIC_RELAXED);
 	else if (l / 10000000 < COARSE_N)
-		__atomic_add_fetch(&g_coarse[l / 10000000], 1,
+		__atomic_add_fetch(&h->coarse[l / 10000000], 1,
 		                   __ATOMIC_RELAXED);
 	else
-		__atomic_add_fetch(&g_over, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&g_count, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&h->over, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
 }
 
 static void *writer(void *arg)
@@ -93,20 +99,56 @@ static void *writer(void *arg)
 			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
 			return NULL;
 		}
+		record(&g_put, now_ns() - g_start[w][k]);
 	}
 	return NULL;
+}
+
+/* Latencies a reader keeps before adding them to the shared histogram:
+ * 1,000 readers incrementing shared counters per event would measure the
+ * client's cache-line traffic, not the daemon. */
+#define LOCAL_N 512
+static pthread_mutex_t g_hist_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void flush(struct hist *h, const int64_t *lat, int n)
+{
+	pthread_mutex_lock(&g_hist_lock);
+	for (int i = 0; i < n; i++)
+		record(h, lat[i]);
+	pthread_mutex_unlock(&g_hist_lock);
+}
+
+/* The writer of a "REV PUT DIR/wW_N" line, or -1 (another line). */
+static long put_writer(const char *l, const char *end)
+{
+	const char *slash = NULL;
+
+	while (l < end && *l >= '0' && *l <= '9')
+		l++;
+	if (end - l < 5 || memcmp(l, " PUT ", 5) != 0)
+		return -1;
+	for (const char *p = l + 5; p < end; p++)
+		if (*p == '/')
+			slash = p;
+	if (!slash || end - slash < 3 || slash[1] != 'w' || slash[2] < '0' ||
+	    slash[2] > '9')
+		return -1;
+	return strtol(slash + 2, NULL, 10);
 }
 
 static void *reader(void *arg)
 {
 	int fd = (int)(long)arg;
 	long seen[NWRITERS] = {0}, total = 0, want = g_per_writer * NWRITERS;
-	char buf[65536], line[512];
-	size_t ll = 0;
+	char buf[65536 + 512];
+	int64_t lat[LOCAL_N];
+	size_t carry = 0; /* a partial line kept at the front of buf */
+	int nlat = 0;
 
 	while (total < want) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = read(fd, buf + carry, 65536);
 		int64_t t = now_ns();
+		char *l, *end, *nl;
 
 		if (n <= 0) {
 			fprintf(stderr, "reader: read: %s\n",
@@ -114,48 +156,59 @@ static void *reader(void *arg)
 			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
 			break;
 		}
-		for (ssize_t i = 0; i < n; i++) {
-			long w;
-			char *p;
+		l = buf;
+		end = buf + carry + n;
+		while ((nl = memchr(l, '\n', (size_t)(end - l)))) {
+			long w = put_writer(l, nl);
 
-			if (buf[i] != '\n') {
-				if (ll < sizeof(line) - 1)
-					line[ll++] = buf[i];
-				continue;
-			}
-			line[ll] = '\0';
-			ll = 0;
-			p = strstr(line, " PUT ");
-			p = p ? strrchr(p, '/') : NULL;
-			if (!p || sscanf(p, "/w%ld_", &w) != 1 || w < 0 ||
-			    w >= NWRITERS)
+			l = nl + 1;
+			if (w < 0 || w >= NWRITERS)
 				continue; /* PROGRESS */
 			if (seen[w] >= g_per_writer) {
 				__atomic_add_fetch(&g_errors, 1,
 				                   __ATOMIC_RELAXED);
 				continue;
 			}
-			record(t - __atomic_load_n(&g_start[w][seen[w]],
-			                           __ATOMIC_ACQUIRE));
+			lat[nlat++] = t - __atomic_load_n(&g_start[w][seen[w]],
+			                                  __ATOMIC_ACQUIRE);
+			if (nlat == LOCAL_N) {
+				flush(&g_deliver, lat, nlat);
+				nlat = 0;
+			}
 			seen[w]++;
 			total++;
 		}
+		carry = (size_t)(end - l);
+		if (carry > 512) {
+			fprintf(stderr, "reader: a line over 512 bytes\n");
+			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		memmove(buf, l, carry);
 	}
+	flush(&g_deliver, lat, nlat);
 	close(fd);
 	return NULL;
 }
 
-static double pct(double q)
+static double pct(const struct hist *h, double q)
 {
-	uint64_t want = (uint64_t)(q * (double)g_count), acc = 0;
+	uint64_t want = (uint64_t)(q * (double)h->count), acc = 0;
 
 	for (int i = 0; i < FINE_N; i++)
-		if ((acc += g_fine[i]) > want)
+		if ((acc += h->fine[i]) > want)
 			return (i + 1) * 0.01;
 	for (int i = 0; i < COARSE_N; i++)
-		if ((acc += g_coarse[i]) > want)
+		if ((acc += h->coarse[i]) > want)
 			return (i + 1) * 10.0;
 	return 60000.0;
+}
+
+static void print_hist(const char *what, const struct hist *h)
+{
+	printf("%s ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", what,
+	       pct(h, 0.50), pct(h, 0.90), pct(h, 0.99),
+	       (double)h->max_ns / 1e6);
 }
 
 int main(int argc, char **argv)
@@ -165,6 +218,7 @@ int main(int argc, char **argv)
 	char path[4096];
 	FILE *f;
 	int64_t t0, t1;
+	struct rusage ru;
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s DIR READERS RATE SECONDS\n",
@@ -216,13 +270,18 @@ int main(int argc, char **argv)
 	       "\n",
 	       g_readers, g_per_writer * NWRITERS, (double)(t1 - t0) / 1e9,
 	       (double)(g_per_writer * NWRITERS) / ((double)(t1 - t0) / 1e9),
-	       g_count);
-	printf("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
-	       pct(0.50), pct(0.90), pct(0.99), (double)g_max_ns / 1e6);
-	if (g_errors ||
-	    g_count != (uint64_t)(g_readers * g_per_writer * NWRITERS)) {
+	       g_deliver.count);
+	print_hist("latency", &g_deliver);
+	print_hist("put (open to close)", &g_put);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("client CPU: %.2f s\n",
+	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	if (g_errors || g_deliver.count !=
+	                    (uint64_t)(g_readers * g_per_writer * NWRITERS)) {
 		fprintf(stderr, "errors: %d, deliveries %" PRIu64 " of %ld\n",
-		        g_errors, g_count, g_readers * g_per_writer * NWRITERS);
+		        g_errors, g_deliver.count,
+		        g_readers * g_per_writer * NWRITERS);
 		return 1;
 	}
 	return 0;

@@ -7,6 +7,7 @@
 #
 #   tests/bench/watch_fuse.sh [READERS [RATE [SECONDS]]]   (1000 1000 10)
 #   QUICK=1: 200 readers, 500 puts/s, 5 s.
+#   PERF=FILE: also record the daemon's profile (perf record -g) into FILE.
 #
 # The daemon runs with sync=none (this measures delivery, not fsync) on its
 # own mktemp -d store; a trap always unmounts it.
@@ -55,14 +56,29 @@ mkdir "$MNT/ns"
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
 echo "# $READERS @watch readers, $RATE puts/s, $SECS s"
 cpu0=$(awk '{print $14 + $15}' /proc/$PID/stat)
+# the @watch dispatcher thread: its time on a CPU and waiting for one
+wtid=$(grep -l '^rv-watch$' /proc/$PID/task/*/comm 2>/dev/null | head -n 1)
+wtid=${wtid%/comm}
+read -r wrun0 wwait0 _ <"$wtid/schedstat" 2>/dev/null || wtid=""
 "$BIN" "$MNT/ns" "$READERS" "$RATE" "$SECS" &
 bpid=$!
+ppid=""
+if [ -n "${PERF:-}" ]; then
+	# the daemon's profile while the writers run (perf report -i $PERF)
+	sleep 1
+	perf record -q -g -o "$PERF" -p "$PID" -- sleep "$SECS" 2>/dev/null &
+	ppid=$!
+fi
 sleep 2
 echo "# daemon threads with the readers waiting: $(ls /proc/$PID/task | wc -l)"
 wait $bpid
 rc=$?
+[ -n "$ppid" ] && wait "$ppid"
 cpu1=$(awk '{print $14 + $15}' /proc/$PID/stat 2>/dev/null || echo "$cpu0")
 echo "# daemon CPU: $(((cpu1 - cpu0) * 1000 / $(getconf CLK_TCK))) ms over the run"
+if [ -n "$wtid" ] && read -r wrun1 wwait1 _ <"$wtid/schedstat"; then
+	echo "# dispatcher thread: $(((wrun1 - wrun0) / 1000000)) ms on a CPU, $(((wwait1 - wwait0) / 1000000)) ms runnable but waiting for one"
+fi
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ $rc != 0 ] || ! kill -0 $PID 2>/dev/null; then
 	echo "# FAILED (status $rc); the daemon's log:"
