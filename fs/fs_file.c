@@ -503,6 +503,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	fi->fh = (uintptr_t)fh;
+	/* A reader's close has nothing to commit: no FLUSH round trip. */
+	fi->noflush = !wr;
 	fs_handle_link(fs, &fs->file_handles, &fh->link);
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not release this handle. */
