@@ -24,6 +24,17 @@
  * Every lease-file operation resolves the name again (eng_lease_lookup), so
  * nothing here caches engine state; the only state is the holds table.
  * Lock order: holds lock is a leaf, never held across an engine call.
+ *
+ * The kernel caches a lease file's name (so that a renewing `touch` is no
+ * LOOKUP), never its attributes: the entry's timeout is the lease's
+ * remaining TTL at the lookup, so the cached name never outlives the
+ * deadline known then (a renewal only moves the deadline later; the next
+ * lookup after the timeout caches it again).  A TTL written through the
+ * mount may move the deadline earlier: the name is then invalidated by the
+ * notifier thread.  With attributes never cached, every stat, open and
+ * setattr still asks the engine, so a lease revoked by another path (the
+ * API, another etcd client) fails them with ENOENT at once, cached name or
+ * not; `ls @leases` lists afresh at each opendir.
  */
 #include "fs_lease.h"
 #include "fs_special.h"
@@ -36,6 +47,10 @@
 
 #define FS_LEASE_MIN_RENEW_MS 200
 #define FS_LEASE_RETRY_MS     1000 /* a held name not granted (yet) */
+#define FS_LEASE_IDLE_MS      60000
+/* The longest a lease file's name is cached (the kernel's entry timeout is
+ * the remaining TTL, at most this). */
+#define FS_LEASE_ENTRY_MAX_S 3600.0
 
 struct fs_lease_hold {
 	struct fs_lease_hold *next;
@@ -67,8 +82,14 @@ struct fs_leases {
 	 * them; protected by lock */
 	struct fs_lease_dh *dirs;
 	bool stop; /* protected by lock */
+	/* When the renewal thread wakes up next by itself (monotonic ms): a
+	 * new hold due later needs no wake-up; protected by lock */
+	int64_t wake_ms;
 	pthread_t thread;
 	bool running;
+	/* The @leases directory's inode, once a lookup in it cached a name
+	 * (atomic; 0: none cached yet) */
+	fuse_ino_t dir_ino;
 };
 
 static pthread_mutex_t leases_init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -106,8 +127,13 @@ int fs_lease_row_write(struct fs *fs, const char *buf, size_t len)
 	return -EINVAL;
 }
 
-/* A file name -> lease id.  `%ID` names an unnamed lease. */
-static int resolve(struct fs *fs, const char *name, eng_lease_t *id)
+/*
+ * A file name -> lease id.  `%ID` names an unnamed lease.  With remaining_ms
+ * not NULL, also the lease's remaining time (one more engine call for a
+ * name; `%ID` gets it from its existence check).
+ */
+static int resolve_ttl(struct fs *fs, const char *name, eng_lease_t *id,
+                       int64_t *remaining_ms)
 {
 	struct eng_lease_info info;
 	eng_rev_t v;
@@ -116,16 +142,25 @@ static int resolve(struct fs *fs, const char *name, eng_lease_t *id)
 	if (name[0] == '%') {
 		if (fs_parse_rev(name + 1, strlen(name + 1), &v) < 0 || v <= 0)
 			return -ENOENT;
-		memset(&info, 0, sizeof(info));
-		rc = eng_lease_ttl(fs->e, (eng_lease_t)v, 0, &info);
-		eng_lease_info_release(&info);
+		*id = (eng_lease_t)v;
+	} else {
+		rc = eng_lease_lookup(fs->e, name, id);
 		if (rc < 0)
 			return -fs_errno(rc);
-		*id = (eng_lease_t)v;
-		return 0;
+		if (!remaining_ms)
+			return 0;
 	}
-	rc = eng_lease_lookup(fs->e, name, id);
+	memset(&info, 0, sizeof(info));
+	rc = eng_lease_ttl(fs->e, *id, 0, &info);
+	if (rc == 0 && remaining_ms)
+		*remaining_ms = info.remaining_ms;
+	eng_lease_info_release(&info);
 	return rc < 0 ? -fs_errno(rc) : 0;
+}
+
+static int resolve(struct fs *fs, const char *name, eng_lease_t *id)
+{
+	return resolve_ttl(fs, name, id, NULL);
 }
 
 /* ------------------------------------------------------------------ holds */
@@ -172,7 +207,7 @@ static void *renew_main(void *arg)
 
 	pthread_mutex_lock(&ls->lock);
 	while (!ls->stop) {
-		int64_t now = now_ms(), next = now + 60000;
+		int64_t now = now_ms(), next = now + FS_LEASE_IDLE_MS;
 		struct fs_lease_hold *h;
 		struct timespec ts;
 		char *name = NULL;
@@ -201,7 +236,9 @@ static void *renew_main(void *arg)
 		}
 		ts.tv_sec = next / 1000;
 		ts.tv_nsec = (next % 1000) * 1000000;
+		ls->wake_ms = next;
 		pthread_cond_timedwait(&ls->cond, &ls->lock, &ts);
+		ls->wake_ms = 0; /* awake: it rescans before sleeping again */
 	}
 	pthread_mutex_unlock(&ls->lock);
 	return NULL;
@@ -239,7 +276,10 @@ static int hold(struct fs *fs, const char *name)
 		else
 			fs_logf(ENG_LOG_ERR, "@leases: no renewal thread");
 	}
-	pthread_cond_signal(&ls->cond);
+	/* A `touch` holds for a moment only: wake the thread (a context
+	 * switch per open) only if it would sleep past this hold's renewal. */
+	if (ls->wake_ms > 0 && h->next_ms < ls->wake_ms)
+		pthread_cond_signal(&ls->cond);
 out:
 	pthread_mutex_unlock(&ls->lock);
 	return rc;
@@ -364,24 +404,35 @@ struct fs_inode *fs_lease_inode(struct fs *fs, const char *name, int *rc)
 	return in;
 }
 
-void fs_lease_lookup(fuse_req_t req, struct fs *fs, const char *name)
+void fs_lease_lookup(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
+                     const char *name)
 {
 	struct fuse_entry_param ep;
+	struct fs_leases *ls;
 	struct fs_inode *in;
+	int64_t remaining_ms = 0;
 	eng_lease_t id;
 	int rc;
 
-	rc = resolve(fs, name, &id);
+	rc = resolve_ttl(fs, name, &id, &remaining_ms);
 	if (rc < 0 && !(rc == -ENOENT && held(fs, name)))
 		goto fail;
+	if (rc < 0)
+		remaining_ms = 0; /* held, not granted yet */
 	in = fs_lease_inode(fs, name, &rc);
 	if (!in)
 		goto fail;
 	memset(&ep, 0, sizeof(ep));
 	file_attr(fs, in, &ep.attr); /* resolved above: a touch costs less */
 	ep.ino = in->ino;
-	/* no caching: an expiry must make the name vanish at once */
-	ep.attr_timeout = ep.entry_timeout = 0;
+	/* The name until the deadline known now (see the top of the file);
+	 * a held name not granted yet, and the attributes, not at all. */
+	ep.attr_timeout = 0;
+	ep.entry_timeout = remaining_ms > 0 ? (double)remaining_ms / 1000 : 0;
+	if (ep.entry_timeout > FS_LEASE_ENTRY_MAX_S)
+		ep.entry_timeout = FS_LEASE_ENTRY_MAX_S;
+	if (ep.entry_timeout > 0 && (ls = leases_get(fs)))
+		__atomic_store_n(&ls->dir_ino, parent, __ATOMIC_RELAXED);
 	if (fuse_reply_entry(req, &ep) != 0)
 		fs_inode_forget(fs, in->ino, 1);
 	return;
@@ -629,6 +680,7 @@ int fs_lease_commit(struct fs *fs, struct fs_inode *in, const char *buf,
 {
 	int64_t ttl;
 	eng_lease_t id;
+	fuse_ino_t dir;
 	int rc;
 
 	if (fs_parse_written_number(buf, len, &ttl) < 0)
@@ -636,6 +688,12 @@ int fs_lease_commit(struct fs *fs, struct fs_inode *in, const char *buf,
 	rc = resolve(fs, in->key, &id);
 	if (rc == 0) {
 		rc = eng_lease_set_ttl(fs->e, id, ttl);
+		/* The deadline may have moved earlier than the cached name's
+		 * timeout: the next lookup caches it again. */
+		if (rc == 0 && fs->leases &&
+		    (dir = __atomic_load_n(&fs->leases->dir_ino,
+		                           __ATOMIC_RELAXED)))
+			fs_inval_entry_later(fs, dir, in->key);
 	} else if (rc == -ENOENT && in->key[0] != '%') {
 		rc = eng_lease_grant(fs->e, 0, ttl, in->key, &id);
 		if (rc == 0)

@@ -21,8 +21,10 @@ bool fs_lease_is_file(const struct fs_inode *in);
  * routed to fs_lease_commit instead; these refuse). */
 int fs_lease_row_write(struct fs *fs, const char *buf, size_t len);
 
-/* lookup NAME in @leases: replies. */
-void fs_lease_lookup(fuse_req_t req, struct fs *fs, const char *name);
+/* lookup NAME in @leases (inode parent): replies.  The name is cached for
+ * the lease's remaining TTL; its attributes are not. */
+void fs_lease_lookup(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
+                     const char *name);
 /* The attributes of @leases or of a lease file.  0 or -errno. */
 int fs_lease_stat(struct fs *fs, struct fs_inode *in, struct stat *st);
 /* setattr of a lease file: times renew it, a size is ignored.  Replies. */

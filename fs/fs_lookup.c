@@ -396,6 +396,10 @@ out:
 
 static double timeout_for(struct fs *fs, const struct fs_inode *in)
 {
+	/* @leases never changes (a lease file answers for itself): cached,
+	 * so that a path through it is no LOOKUP. */
+	if (fs_lease_is_dir(in))
+		return fs->cfg.attr_timeout;
 	if (in->kind == FS_I_HISTORY || in->kind == FS_I_IFREV ||
 	    in->kind == FS_I_SPECIAL)
 		return 0;
@@ -522,7 +526,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (fs_replay_lookup(fs, req, name))
 		return; /* the inotify replay's own name (fs_replay.c) */
 	if (fs_lease_is_dir(p)) {
-		fs_lease_lookup(req, fs, name);
+		fs_lease_lookup(req, fs, parent, name);
 		return;
 	}
 	if (p->kind != FS_I_DIR) {

@@ -5,7 +5,10 @@
 # half is kept alive by touch — every key of an expired lease gone, one
 # revision per lease, @stats right; a restart keeps the live leases; a lease
 # held by an open descriptor lives while its holder does and expires after
-# its TTL once the holder is killed -9.
+# its TTL once the holder is killed -9.  The kernel caches a lease file's
+# name (a renewing touch sends no LOOKUP; counted in a -d mount's request
+# log), never past the lease's deadline: stat of a touched lease fails
+# ENOENT as soon as it expires, also after a shorter TTL was written.
 . "$(dirname "$0")/lib.sh"
 trap rv_cleanup EXIT INT TERM HUP
 
@@ -45,6 +48,48 @@ assert_true "touch keeps a 2 s lease alive for 3 s" test -e "$L/short"
 sleep 3.5
 assert_false "an untouched 2 s lease is gone after 3.5 s" test -e "$L/short"
 assert_false "the expired lease is not listed" grep -qx short <(ls "$L")
+
+# ---- a cached name never outlives the lease: stat fails at its expiry
+# (the name's entry timeout is the remaining TTL at the lookup and the
+# attributes are never cached, so stat asks the engine; the bound checked is
+# TTL + 1 s for a loaded machine, the figure printed is what was seen)
+echo 3 >"$L/brief"
+for i in 1 2 3; do sleep 0.3; touch "$L/brief"; done
+tr=$(date +%s%N)
+sleep 1.5
+assert_true "a touched lease lives on within its TTL" stat "$L/brief"
+for ((i = 0; i < 250; i++)); do
+	stat "$L/brief" >/dev/null 2>&1 || break
+	sleep 0.02
+done
+gone_ms=$((($(date +%s%N) - tr) / 1000000))
+echo "# stat of the touched 3 s lease failed ${gone_ms} ms after its last renewal"
+assert_true "stat fails within TTL + 1 s of the last renewal" \
+	test "$gone_ms" -le 4000
+assert_true "... with ENOENT" \
+	grep -q 'No such file' <(stat "$L/brief" 2>&1)
+assert_false "... and it is not listed" grep -qx brief <(ls "$L")
+assert_false "touch does not revive an expired lease" touch "$L/brief"
+sleep 0.2 # the kernel releases touch's descriptor (its hold) after close
+assert_false "... nor makes it visible" test -e "$L/brief"
+echo 100 >"$L/shrink"
+touch "$L/shrink"
+touch "$L/shrink"
+echo 1 >"$L/shrink"
+ts=$(date +%s%N)
+for ((i = 0; i < 250; i++)); do
+	stat "$L/shrink" >/dev/null 2>&1 || break
+	sleep 0.02
+done
+gone_ms=$((($(date +%s%N) - ts) / 1000000))
+echo "# a 100 s lease set to 1 s: stat failed ${gone_ms} ms after the write"
+assert_true "a shortened TTL: stat fails within it + 1 s" \
+	test "$gone_ms" -le 2000
+echo 5 >"$L/shrink"
+assert_eq "the expired name can be granted again" "ttl 5" \
+	"$(grep '^ttl ' "$L/shrink")"
+rm "$L/shrink"
+
 rm "$L/node-1"
 assert_eq "rm revokes: its keys go in one revision" "$((r0 + 1))" "$(rev_now)"
 assert_false "rm revokes: key 1 gone" test -e "$MNT/nodes/n1"
@@ -142,4 +187,27 @@ echo "# the killed holder's lease went ${gone_ms} ms after the kill (TTL 2 s)"
 assert_true "holder killed -9: the lease is gone within TTL + 1 s" \
 	test "$gone_ms" -le 3000
 assert_false "holder killed -9: its key is gone" test -e "$MNT/lockkey"
+assert_stop "unmount"
+
+# ---- what a renewal costs in requests (-d logs every request)
+rv_start d -d || exit 1
+L=$MNT/@leases
+echo 100 >"$L/hb"
+touch "$L/hb"
+n0=$(wc -l <"$RV_LOG")
+for i in $(seq 20); do touch "$L/hb"; done
+sleep 0.2
+req=$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -o 'opcode: [A-Z_]*' |
+	sort | uniq -c | awk '{ printf "%s %s, ", $1, $3 }')
+echo "# 20 touches of a lease file: $req"
+assert_eq "20 touches of a cached lease file: no LOOKUP" 0 \
+	"$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -c 'opcode: LOOKUP')"
+assert_eq "... and 20 SETATTRs (the keepalives)" 20 \
+	"$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -c 'opcode: SETATTR')"
+echo 1 >"$L/hb"
+n0=$(wc -l <"$RV_LOG")
+sleep 0.3 # the notifier thread's invalidation
+stat "$L/hb" >/dev/null
+assert_true "a TTL written drops the cached name (the next stat looks up)" \
+	grep -q 'opcode: LOOKUP' <(tail -n +"$((n0 + 1))" "$RV_LOG")
 assert_stop "unmount"
