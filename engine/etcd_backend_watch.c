@@ -224,6 +224,8 @@ static void *pump_main(void *arg)
 				         (long long)next - 1, eng_strerror(n));
 			etcd_watch_close(sw);
 			sw = NULL;
+			nap(ee,
+			    backoff); /* a stream that ends at once: no spin */
 			continue;
 		}
 		crev = pump_take(ee, evs, n, &next);
@@ -437,13 +439,17 @@ void etcdb_watch_shutdown(struct etcdb *ee)
 void etcdb_test_cut_stream(eng *e, bool hold)
 {
 	struct etcdb *ee = (struct etcdb *)e;
+	bool running;
 
+	pthread_mutex_lock(&ee->hub_lock);
+	running = ee->pump_running;
+	pthread_mutex_unlock(&ee->hub_lock);
 	pthread_mutex_lock(&ee->lock);
 	ee->pump_cut = true;
 	ee->pump_hold = hold;
 	pthread_cond_broadcast(&ee->cond);
 	/* wait until the pump dropped its stream (if there is a pump) */
-	for (int i = 0; i < 500 && ee->pump_cut && ee->hub; i++) {
+	for (int i = 0; i < 500 && ee->pump_cut && running; i++) {
 		pthread_mutex_unlock(&ee->lock);
 		nap(ee, 10);
 		pthread_mutex_lock(&ee->lock);
