@@ -108,6 +108,13 @@ struct fs_wstream {
 	struct fs_wstream *prev, *next; /* protected by W->lock */
 };
 
+/* A reply buffer the dispatcher reuses (a malloc per answer, and the
+ * arena growing and shrinking, showed in its profile). */
+struct fs_scratch {
+	char *buf;
+	size_t cap;
+};
+
 struct fs_watchers {
 	struct fs *fs;
 	pthread_mutex_t lock;
@@ -119,6 +126,7 @@ struct fs_watchers {
 	struct fs_wstream *ready; /* protected by ready_lock */
 	int64_t period_ns;        /* the round period; atomic */
 	struct fs_lcslot *lines;  /* the dispatcher's line cache */
+	struct fs_scratch out;    /* the dispatcher's reply buffer */
 	long answers;             /* answers since the last round; atomic */
 	int efd;
 	pthread_t thread;
@@ -354,14 +362,30 @@ static void fill_locked(struct fs_wstream *s, struct fs_lcslot *lc)
 	}
 }
 
-/* Copy up to size unread bytes out (the reply is sent after unlocking). */
-static char *take_locked(struct fs_wstream *s, size_t size, size_t *n)
+/* Copy up to size unread bytes out (the reply is sent after unlocking):
+ * into sc's buffer if given, else into a new one. */
+static char *take_locked(struct fs_wstream *s, size_t size, size_t *n,
+                         struct fs_scratch *sc)
 {
 	size_t avail = s->len - s->pos;
 	char *out;
 
 	*n = avail < size ? avail : size;
-	out = malloc(*n ? *n : 1);
+	if (sc && sc->cap < *n) {
+		size_t cap = sc->cap ? sc->cap : 64 * 1024;
+
+		while (cap < *n)
+			cap *= 2;
+		out = realloc(sc->buf, cap);
+		if (out) {
+			sc->buf = out;
+			sc->cap = cap;
+		}
+	}
+	if (sc && sc->cap >= *n)
+		out = sc->buf;
+	else
+		out = malloc(*n ? *n : 1);
 	if (!out) {
 		*n = 0;
 		return NULL;
@@ -372,18 +396,18 @@ static char *take_locked(struct fs_wstream *s, size_t size, size_t *n)
 }
 
 /*
- * What answers a read, decided under s->lock: the bytes to send (*out,
- * malloc'd), or an errno (ENOMEM, the end error), or 0 bytes for EOF.
- * Returns false if nothing is ready yet.
+ * What answers a read, decided under s->lock: the bytes to send (*out, in
+ * sc's buffer or malloc'd), or an errno (ENOMEM, the end error), or 0
+ * bytes for EOF.  Returns false if nothing is ready yet.
  */
 static bool answer_locked(struct fs_wstream *s, size_t size, char **out,
-                          size_t *n, int *err)
+                          size_t *n, int *err, struct fs_scratch *sc)
 {
 	*out = NULL;
 	*n = 0;
 	*err = 0;
 	if (s->len > s->pos) {
-		*out = take_locked(s, size, n);
+		*out = take_locked(s, size, n, sc);
 		if (!*out)
 			*err = ENOMEM;
 		s->answered_ns = now_ns();
@@ -398,13 +422,15 @@ static bool answer_locked(struct fs_wstream *s, size_t size, char **out,
 	return false;
 }
 
-static void send_answer(fuse_req_t req, char *out, size_t n, int err)
+static void send_answer(fuse_req_t req, char *out, size_t n, int err,
+                        const struct fs_scratch *sc)
 {
 	if (err)
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_buf(req, out, n);
-	free(out);
+	if (!sc || out != sc->buf)
+		free(out);
 }
 
 /* Ctrl-C on a reader: find the held request and end it with EINTR. */
@@ -506,9 +532,9 @@ void fs_watch_read(fuse_req_t req, struct fs_wstream *s, size_t size)
 		return;
 	}
 	fill_locked(s, NULL);
-	if (answer_locked(s, size, &out, &n, &err)) {
+	if (answer_locked(s, size, &out, &n, &err, NULL)) {
 		pthread_mutex_unlock(&s->lock);
-		send_answer(req, out, n, err);
+		send_answer(req, out, n, err, NULL);
 		return;
 	}
 	if (stopping || s->req || fuse_req_interrupted(req)) {
@@ -585,7 +611,8 @@ static void dispatch(struct fs_watchers *W, struct fs_wstream *s)
 	pthread_mutex_lock(&s->lock);
 	if (!s->dead && (s->req || s->ph)) {
 		fill_locked(s, W->lines);
-		if (s->req && answer_locked(s, s->req_size, &out, &n, &err)) {
+		if (s->req &&
+		    answer_locked(s, s->req_size, &out, &n, &err, &W->out)) {
 			req = s->req;
 			s->req = NULL;
 		}
@@ -596,7 +623,7 @@ static void dispatch(struct fs_watchers *W, struct fs_wstream *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (req)
-		send_answer(req, out, n, err);
+		send_answer(req, out, n, err, &W->out);
 	if (ph) {
 		fuse_lowlevel_notify_poll(ph);
 		fuse_pollhandle_destroy(ph);
@@ -785,6 +812,7 @@ void fs_watch_free(struct fs *fs)
 	pthread_mutex_destroy(&W->lock);
 	pthread_mutex_destroy(&W->ready_lock);
 	free(W->lines);
+	free(W->out.buf);
 	free(W);
 	fs->watchers = NULL;
 }

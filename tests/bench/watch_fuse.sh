@@ -56,10 +56,14 @@ mkdir "$MNT/ns"
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
 echo "# $READERS @watch readers, $RATE puts/s, $SECS s"
 cpu0=$(awk '{print $14 + $15}' /proc/$PID/stat)
-# the @watch dispatcher thread: its time on a CPU and waiting for one
-wtid=$(grep -l '^rv-watch$' /proc/$PID/task/*/comm 2>/dev/null | head -n 1)
-wtid=${wtid%/comm}
-read -r wrun0 wwait0 _ <"$wtid/schedstat" 2>/dev/null || wtid=""
+# the @watch answering threads (rv-watch*): time on a CPU and waiting for one
+wsched() {
+	for c in /proc/$PID/task/*/comm; do
+		[[ $(cat "$c" 2>/dev/null) == rv-watch* ]] &&
+			cat "${c%/comm}/schedstat"
+	done | awk '{r += $1; w += $2} END {printf "%.0f %.0f\n", r, w}'
+}
+read -r wrun0 wwait0 < <(wsched)
 "$BIN" "$MNT/ns" "$READERS" "$RATE" "$SECS" &
 bpid=$!
 ppid=""
@@ -76,9 +80,8 @@ rc=$?
 [ -n "$ppid" ] && wait "$ppid"
 cpu1=$(awk '{print $14 + $15}' /proc/$PID/stat 2>/dev/null || echo "$cpu0")
 echo "# daemon CPU: $(((cpu1 - cpu0) * 1000 / $(getconf CLK_TCK))) ms over the run"
-if [ -n "$wtid" ] && read -r wrun1 wwait1 _ <"$wtid/schedstat"; then
-	echo "# dispatcher thread: $(((wrun1 - wrun0) / 1000000)) ms on a CPU, $(((wwait1 - wwait0) / 1000000)) ms runnable but waiting for one"
-fi
+read -r wrun1 wwait1 < <(wsched)
+echo "# @watch answering threads: $(((wrun1 - wrun0) / 1000000)) ms on a CPU, $(((wwait1 - wwait0) / 1000000)) ms runnable but waiting for one"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ $rc != 0 ] || ! kill -0 $PID 2>/dev/null; then
 	echo "# FAILED (status $rc); the daemon's log:"
