@@ -182,6 +182,10 @@ int local_commit(struct local *l, struct commit_req *r)
 		l->q_tail = NULL;
 	/* Still under q_lock: a woken follower can't free its request
 	 * before we are done walking the group. */
+	/* The next leader first: the queue waits for it, the group's
+	 * followers only have their replies to send. */
+	if (l->q_head)
+		pthread_cond_signal(&l->q_head->cv);
 	for (p = r;; p = p->next) {
 		p->done = true;
 		if (p != r)
@@ -189,8 +193,6 @@ int local_commit(struct local *l, struct commit_req *r)
 		if (p == last)
 			break;
 	}
-	if (l->q_head)
-		pthread_cond_signal(&l->q_head->cv);
 out:
 	pthread_mutex_unlock(&l->q_lock);
 	pthread_cond_destroy(&r->cv);
