@@ -19,7 +19,9 @@
 #   FS_WRITE_CHECK_PERF=0|1            skip or force etcdctl check perf
 #
 # bench_fs_files checks afterwards that every file has its 1,024 bytes (and
-# that etcd holds N keys); a failed open, write, fsync or close fails.
+# that etcd holds N keys); a failed open, write, fsync or close fails.  It
+# prints the mean time of each call per file; the script adds the mount's
+# group commit figures from @stats (files per fsync).
 . "$(dirname "$0")/fs_lib.sh"
 
 THREADS=16
@@ -42,21 +44,40 @@ files() {
 	shift 2
 	mkdir -p "$dir"
 	if ! line=$("$FS_FILES" files "$dir" k "$N" "$THREADS" "$SIZE" "$@" |
-		grep '^RESULT'); then
+		tee "$T/files.out" | grep '^RESULT'); then
 		fs_fail "$what: the writers failed"
 		printf -v "$what" 0
 		return
 	fi
 	printf -v "$what" '%s' "${line##*rate=}"
 	echo "$what: ${line#RESULT } (load $(fs_load))"
+	grep '^mean per file' "$T/files.out" | sed "s/^/# $what: /"
+}
+
+# stat NAME: a counter of the mount's @stats
+stat() {
+	awk -v n="$1" '$1 == n {print $2}' "$MNT/@stats"
+}
+
+# group: how many files the group commits carried since the last call
+group() {
+	local c f
+	c=$(stat revfs_commits_total)
+	f=$(stat revfs_fsyncs_total)
+	echo "# $1: $((c - ${commits:-0})) commits, $((f - ${fsyncs:-0})) fsyncs: $(fs_ratio "$N" $((f - ${fsyncs:-0}))) files per fsync"
+	commits=$c
+	fsyncs=$f
 }
 
 fs_mount write || {
 	fs_fail "mounting revfs"
 	fs_end
 }
+group start >/dev/null
 files revfs "$MNT/W"
+group revfs
 files revfs_fsync "$MNT/W2" fsync
+group revfs_fsync
 fs_umount
 
 files local_fsync "$T/local" fsync
