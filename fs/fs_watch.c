@@ -100,8 +100,11 @@ struct fs_wstream {
 	bool dead;            /* released; protected by lock */
 	fuse_req_t req;       /* a held read; protected by lock */
 	size_t req_size;      /* protected by lock */
-	struct fuse_pollhandle *ph;     /* protected by lock */
-	int64_t answered_ns;            /* last answer; protected by lock */
+	struct fuse_pollhandle *ph; /* protected by lock */
+	int64_t answered_ns;        /* last answer; protected by lock */
+	/* poll said readable since the last answer: the read that follows
+	 * is answered at once; protected by lock */
+	bool poll_ready;
 	int refs;                       /* atomic */
 	bool queued;                    /* protected by W->ready_lock */
 	struct fs_wstream *next_ready;  /* protected by W->ready_lock */
@@ -123,11 +126,12 @@ struct fs_watchers {
 	 * under a stream's lock, so a read either sees it or is ended */
 	bool stopping; /* atomic */
 	pthread_mutex_t ready_lock;
-	struct fs_wstream *ready; /* protected by ready_lock */
-	int64_t period_ns;        /* the round period; atomic */
-	struct fs_lcslot *lines;  /* the dispatcher's line cache */
-	struct fs_scratch out;    /* the dispatcher's reply buffer */
-	long answers;             /* answers since the last round; atomic */
+	struct fs_wstream *ready;      /* protected by ready_lock */
+	struct fs_wstream *ready_tail; /* its last; protected by ready_lock */
+	int64_t period_ns;             /* the round period; atomic */
+	struct fs_lcslot *lines;       /* the dispatcher's line cache */
+	struct fs_scratch out;         /* the dispatcher's reply buffer */
+	long answers; /* answers since the last round; atomic */
 	int efd;
 	pthread_t thread;
 	bool running;
@@ -151,8 +155,10 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Put s on the ready list (once) and wake the dispatcher if the list was
- * empty: one wakeup per round, not one per stream. */
+/* Put s at the end of the ready list (once) and wake the dispatcher if the
+ * list was empty: one wakeup per round, not one per stream.  In order, so
+ * that every busy stream waits about one round between answers (a stack
+ * answered the earliest re-reads last: up to two rounds). */
 static void enqueue(struct fs_watchers *W, struct fs_wstream *s)
 {
 	uint64_t one = 1;
@@ -163,8 +169,12 @@ static void enqueue(struct fs_watchers *W, struct fs_wstream *s)
 		s->queued = true;
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 		wake = W->ready == NULL;
-		s->next_ready = W->ready;
-		W->ready = s;
+		s->next_ready = NULL;
+		if (W->ready)
+			W->ready_tail->next_ready = s;
+		else
+			W->ready = s;
+		W->ready_tail = s;
 	}
 	pthread_mutex_unlock(&W->ready_lock);
 	if (wake && write(W->efd, &one, sizeof(one)) < 0) {
@@ -411,6 +421,7 @@ static bool answer_locked(struct fs_wstream *s, size_t size, char **out,
 		if (!*out)
 			*err = ENOMEM;
 		s->answered_ns = now_ns();
+		s->poll_ready = false;
 		__atomic_add_fetch(&s->fs->watchers->answers, 1,
 		                   __ATOMIC_RELAXED);
 		return true;
@@ -506,6 +517,15 @@ fail:
 	return rc;
 }
 
+/* Answered less than a round period ago (and not just told readable by
+ * poll): the next read or poll waits for the next round.  s->lock held. */
+static bool paced_locked(struct fs_watchers *W, struct fs_wstream *s)
+{
+	return !s->ended && !s->poll_ready &&
+	       now_ns() - s->answered_ns <
+	           __atomic_load_n(&W->period_ns, __ATOMIC_RELAXED);
+}
+
 void fs_watch_read(fuse_req_t req, struct fs_wstream *s, size_t size)
 {
 	struct fs_watchers *W = s->fs->watchers;
@@ -519,9 +539,8 @@ void fs_watch_read(fuse_req_t req, struct fs_wstream *s, size_t size)
 	fuse_req_interrupt_func(req, on_interrupt, W);
 	pthread_mutex_lock(&s->lock);
 	stopping = __atomic_load_n(&W->stopping, __ATOMIC_ACQUIRE);
-	if (!stopping && !s->req && !s->ended && !fuse_req_interrupted(req) &&
-	    now_ns() - s->answered_ns <
-	        __atomic_load_n(&W->period_ns, __ATOMIC_RELAXED)) {
+	if (!stopping && !s->req && !fuse_req_interrupted(req) &&
+	    paced_locked(W, s)) {
 		/* Answered within this round: the next round answers it
 		 * with everything pending then.  Queued under s->lock: once
 		 * it is unlocked the answer may come and the handle go. */
@@ -554,17 +573,28 @@ void fs_watch_read(fuse_req_t req, struct fs_wstream *s, size_t size)
 void fs_watch_poll(fuse_req_t req, struct fs_wstream *s,
                    struct fuse_pollhandle *ph)
 {
+	struct fs_watchers *W = s->fs->watchers;
 	struct fuse_pollhandle *old = NULL;
 	unsigned revents = 0;
+	bool paced;
 
 	pthread_mutex_lock(&s->lock);
-	fill_locked(s, NULL);
-	if (s->len > s->pos || s->ended)
-		revents = POLLIN | POLLRDNORM;
+	/* Paced like a read: not readable before the next round, which
+	 * then wakes the poller (a poll-driven reader gets rounds too). */
+	paced = paced_locked(W, s);
+	if (!paced) {
+		fill_locked(s, NULL);
+		if (s->len > s->pos || s->ended) {
+			revents = POLLIN | POLLRDNORM;
+			s->poll_ready = true;
+		}
+	}
 	if (ph) {
 		old = s->ph;
 		s->ph = ph;
 	}
+	if (paced && s->ph)
+		enqueue(W, s);
 	pthread_mutex_unlock(&s->lock);
 	if (old)
 		fuse_pollhandle_destroy(old);
@@ -619,6 +649,7 @@ static void dispatch(struct fs_watchers *W, struct fs_wstream *s)
 		if (s->ph && (s->len > s->pos || s->ended)) {
 			ph = s->ph;
 			s->ph = NULL;
+			s->poll_ready = true;
 		}
 	}
 	pthread_mutex_unlock(&s->lock);

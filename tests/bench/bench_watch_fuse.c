@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -136,58 +137,113 @@ static long put_writer(const char *l, const char *end)
 	return strtol(slash + 2, NULL, 10);
 }
 
+/* One reader: its descriptor, what it has seen, a partial line. */
+struct rd {
+	int fd;
+	bool done;
+	long seen[NWRITERS], total;
+	int nlat;
+	size_t carry; /* a partial line kept at the front of buf */
+	int64_t lat[LOCAL_N];
+	char buf[65536 + 512];
+};
+
+/* One read(2) and its lines.  0, or -1 on an error (counted). */
+static int consume(struct rd *r)
+{
+	long want = g_per_writer * NWRITERS;
+	ssize_t n = read(r->fd, r->buf + r->carry, 65536);
+	int64_t t = now_ns();
+	char *l, *end, *nl;
+
+	if (n <= 0) {
+		fprintf(stderr, "reader: read: %s\n",
+		        n < 0 ? strerror(errno) : "end of file");
+		__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+		return -1;
+	}
+	l = r->buf;
+	end = r->buf + r->carry + n;
+	while ((nl = memchr(l, '\n', (size_t)(end - l)))) {
+		long w = put_writer(l, nl);
+
+		l = nl + 1;
+		if (w < 0 || w >= NWRITERS)
+			continue; /* PROGRESS */
+		if (r->seen[w] >= g_per_writer) {
+			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		r->lat[r->nlat++] = t - __atomic_load_n(&g_start[w][r->seen[w]],
+		                                        __ATOMIC_ACQUIRE);
+		if (r->nlat == LOCAL_N) {
+			flush(&g_deliver, r->lat, r->nlat);
+			r->nlat = 0;
+		}
+		r->seen[w]++;
+		r->total++;
+	}
+	r->carry = (size_t)(end - l);
+	if (r->carry > 512) {
+		fprintf(stderr, "reader: a line over 512 bytes\n");
+		__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+		return -1;
+	}
+	memmove(r->buf, l, r->carry);
+	if (r->total >= want) {
+		r->done = true;
+		flush(&g_deliver, r->lat, r->nlat);
+		r->nlat = 0;
+		close(r->fd);
+	}
+	return 0;
+}
+
+/* A thread blocked in read(2) on one descriptor. */
 static void *reader(void *arg)
 {
-	int fd = (int)(long)arg;
-	long seen[NWRITERS] = {0}, total = 0, want = g_per_writer * NWRITERS;
-	char buf[65536 + 512];
-	int64_t lat[LOCAL_N];
-	size_t carry = 0; /* a partial line kept at the front of buf */
-	int nlat = 0;
+	struct rd *r = arg;
 
-	while (total < want) {
-		ssize_t n = read(fd, buf + carry, 65536);
-		int64_t t = now_ns();
-		char *l, *end, *nl;
+	while (!r->done && consume(r) == 0)
+		;
+	return NULL;
+}
 
-		if (n <= 0) {
-			fprintf(stderr, "reader: read: %s\n",
-			        n < 0 ? strerror(errno) : "end of file");
-			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
-			break;
-		}
-		l = buf;
-		end = buf + carry + n;
-		while ((nl = memchr(l, '\n', (size_t)(end - l)))) {
-			long w = put_writer(l, nl);
+/* WATCH_POLL=K: thread k polls the readers i with i % K == k and reads
+ * the ready ones. */
+static struct rd **g_rds;
+static long g_pollers;
 
-			l = nl + 1;
-			if (w < 0 || w >= NWRITERS)
-				continue; /* PROGRESS */
-			if (seen[w] >= g_per_writer) {
-				__atomic_add_fetch(&g_errors, 1,
-				                   __ATOMIC_RELAXED);
+static void *poller(void *arg)
+{
+	long k = (long)arg, nfd = 0;
+	struct pollfd *pf = calloc((size_t)g_readers, sizeof(*pf));
+	struct rd **who = calloc((size_t)g_readers, sizeof(*who));
+
+	for (;;) {
+		nfd = 0;
+		for (long i = k; i < g_readers; i += g_pollers) {
+			if (g_rds[i]->done)
 				continue;
-			}
-			lat[nlat++] = t - __atomic_load_n(&g_start[w][seen[w]],
-			                                  __ATOMIC_ACQUIRE);
-			if (nlat == LOCAL_N) {
-				flush(&g_deliver, lat, nlat);
-				nlat = 0;
-			}
-			seen[w]++;
-			total++;
+			pf[nfd].fd = g_rds[i]->fd;
+			pf[nfd].events = POLLIN;
+			who[nfd++] = g_rds[i];
 		}
-		carry = (size_t)(end - l);
-		if (carry > 512) {
-			fprintf(stderr, "reader: a line over 512 bytes\n");
+		if (nfd == 0)
+			break;
+		if (poll(pf, (nfds_t)nfd, 10000) <= 0) {
+			fprintf(stderr, "poller: poll: %s\n",
+			        strerror(errno ? errno : ETIMEDOUT));
 			__atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
 			break;
 		}
-		memmove(buf, l, carry);
+		for (long j = 0; j < nfd; j++)
+			if ((pf[j].revents & (POLLIN | POLLERR | POLLHUP)) &&
+			    consume(who[j]) < 0)
+				who[j]->done = true;
 	}
-	flush(&g_deliver, lat, nlat);
-	close(fd);
+	free(pf);
+	free(who);
 	return NULL;
 }
 
@@ -225,6 +281,9 @@ int main(int argc, char **argv)
 		        argv[0]);
 		return 2;
 	}
+	g_pollers = getenv("WATCH_POLL") ? atol(getenv("WATCH_POLL")) : 0;
+	if (g_pollers > atol(argv[2]))
+		g_pollers = atol(argv[2]);
 	g_dir = argv[1];
 	g_readers = atol(argv[2]);
 	g_rate = atol(argv[3]);
@@ -245,18 +304,24 @@ int main(int argc, char **argv)
 	rt = calloc((size_t)g_readers, sizeof(*rt));
 	pthread_attr_init(&at);
 	pthread_attr_setstacksize(&at, 256 * 1024);
+	g_rds = calloc((size_t)g_readers, sizeof(*g_rds));
 	for (long i = 0; i < g_readers; i++) {
-		int fd;
-
 		snprintf(path, sizeof(path), "%s/@watch@%lld", g_dir,
 		         g_from_rev + 1);
-		fd = open(path, O_RDONLY);
-		if (fd < 0 || pthread_create(&rt[i], &at, reader,
-		                             (void *)(long)fd) != 0) {
+		g_rds[i] = calloc(1, sizeof(*g_rds[i]));
+		g_rds[i]->fd = open(path, O_RDONLY);
+		if (g_rds[i]->fd < 0) {
 			perror(path);
 			return 1;
 		}
+		if (!g_pollers &&
+		    pthread_create(&rt[i], &at, reader, g_rds[i]) != 0) {
+			perror("pthread_create");
+			return 1;
+		}
 	}
+	for (long k = 0; k < g_pollers; k++)
+		pthread_create(&rt[k], &at, poller, (void *)k);
 	usleep(500000); /* the readers are waiting in read() */
 	t0 = now_ns();
 	for (long w = 0; w < NWRITERS; w++)
@@ -264,8 +329,11 @@ int main(int argc, char **argv)
 	for (int w = 0; w < NWRITERS; w++)
 		pthread_join(wt[w], NULL);
 	t1 = now_ns();
-	for (long i = 0; i < g_readers; i++)
+	for (long i = 0; i < (g_pollers ? g_pollers : g_readers); i++)
 		pthread_join(rt[i], NULL);
+	for (long i = 0; i < g_readers; i++)
+		free(g_rds[i]);
+	free(g_rds);
 	printf("readers %ld, puts %ld in %.2f s (%.0f/s), deliveries %" PRIu64
 	       "\n",
 	       g_readers, g_per_writer * NWRITERS, (double)(t1 - t0) / 1e9,

@@ -8,6 +8,9 @@
 #   tests/bench/watch_fuse.sh [READERS [RATE [SECONDS]]]   (1000 1000 10)
 #   QUICK=1: 200 readers, 500 puts/s, 5 s.
 #   PERF=FILE: also record the daemon's profile (perf record -g) into FILE.
+#   WATCH_POLL=K: K client threads poll(2) the descriptors and read the
+#     ready ones, instead of a thread blocked in read(2) per reader.
+#   REVFS=build/san/revfs: the sanitizer build; any report fails the run.
 #
 # The daemon runs with sync=none (this measures delivery, not fsync) on its
 # own mktemp -d store; a trap always unmounts it.
@@ -83,7 +86,12 @@ echo "# daemon CPU: $(((cpu1 - cpu0) * 1000 / $(getconf CLK_TCK))) ms over the r
 read -r wrun1 wwait1 < <(wsched)
 echo "# @watch answering threads: $(((wrun1 - wrun0) / 1000000)) ms on a CPU, $(((wwait1 - wwait0) / 1000000)) ms runnable but waiting for one"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ $rc != 0 ] || ! kill -0 $PID 2>/dev/null; then
+alive=1
+kill -0 $PID 2>/dev/null || alive=0
+# unmount and let the daemon exit, so a sanitizer build reports leaks too
+fusermount3 -u "$MNT" 2>/dev/null && wait "$PID" 2>/dev/null && PID=""
+if [ $rc != 0 ] || [ $alive = 0 ] ||
+	grep -q 'Sanitizer\|runtime error' "$T/log"; then
 	echo "# FAILED (status $rc); the daemon's log:"
 	tail -n 60 "$T/log"
 	rc=1
