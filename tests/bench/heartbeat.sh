@@ -11,7 +11,9 @@
 # Reports the daemon's CPU over the renewal phase (utime + stime from
 # /proc/PID/stat, as % of one core), the growth of the data directory (du
 # before/after: renewals write nothing), the revisions taken (none), and
-# that every lease is still alive at the end.  Unmounts in a trap.
+# that every lease is still alive at the end, and the machine's load average
+# at the start and the end of the renewals (a FUSE round trip's cost grows
+# with the load: quote it with the figures).  Unmounts in a trap.
 # The TTL (default 120 s; kubelets use 40) does not change what a renewal
 # costs; it only has to outlast the granting phase, which on a loaded
 # 2-core machine takes longer than 40 s for 10,000 leases.
@@ -61,6 +63,7 @@ done
 sync
 du0=$(du -sb "$DATA" | cut -f1)
 rev0=$(cat "$MNT/@revision")
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 c0=$(cpu_ticks)
 start=$(date +%s.%N)
 touches=0
@@ -80,6 +83,7 @@ d=$(echo "$end - $(date +%s.%N)" | bc)
 (($(echo "$d > 0" | bc))) && sleep "$d"
 c1=$(cpu_ticks)
 el=$(echo "$(date +%s.%N) - $start" | bc)
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 sync
 du1=$(du -sb "$DATA" | cut -f1)
 rev1=$(cat "$MNT/@revision")
@@ -91,3 +95,4 @@ echo "daemon CPU: ${cpu}% of one core ($((c1 - c0)) ticks of 1/$HZ s)"
 echo "data dir: $du0 -> $du1 bytes ($((du1 - du0)) bytes growth)"
 echo "revisions taken by renewals: $((rev1 - rev0))"
 echo "live leases at the end: $live of $N"
+echo "load average: $load0 at the start, $load1 at the end"
