@@ -1,0 +1,60 @@
+#!/bin/bash
+# threads.sh — the daemon's FUSE worker pool (docs/BENCHMARKS.md, fs_write;
+# daemon/main.c): workers are kept, not started per request, and there are
+# enough of them for many writers whose closes wait for a group commit
+# while others create files.
+#
+# A libfuse ABI mix-up once gave every request a new thread and a new
+# /dev/fuse clone (the worker exited after one reply) and capped the pool
+# at 10 threads.  So: after a burst of requests every thread that existed
+# before it still exists, and 16 concurrent writers (more than 10) all
+# finish, with every file whole.
+. "$(dirname "$0")/lib.sh"
+
+tids() {
+	ls "/proc/$RV_PID/task" | sort -n
+}
+
+rv_start threads || exit 1
+mkdir "$MNT/t"
+echo x >"$MNT/t/warm"
+before=$(tids)
+# 300 negative lookups: 300 requests, each served by some worker
+for ((i = 0; i < 300; i++)); do
+	stat "$MNT/t/none$i" 2>/dev/null
+done
+after=$(tids)
+gone=$(comm -23 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+assert_eq "no daemon thread exits after serving a request" "" "$gone"
+new=$(comm -13 <(echo "$before") <(echo "$after") | wc -l)
+assert_true "300 sequential requests start at most a few threads ($new)" \
+	test "$new" -le 4
+
+# 16 writers, 40 files each: closes wait for group commits meanwhile
+for ((w = 0; w < 16; w++)); do
+	rv_bg bash -c '
+		for ((i = 0; i < 40; i++)); do
+			printf "%s" "w'$w'-$i" >"$0/w'$w'-$i" || exit 1
+		done' "$MNT/t"
+done
+failed=0
+for p in "${RV_BG[@]}"; do
+	wait "$p" || failed=$((failed + 1))
+done
+RV_BG=()
+assert_eq "16 concurrent writers all succeed" 0 "$failed"
+bad=""
+for ((w = 0; w < 16; w++)); do
+	for ((i = 0; i < 40; i++)); do
+		IFS= read -r got <"$MNT/t/w$w-$i"
+		[ "$got" = "w$w-$i" ] || bad="$bad w$w-$i"
+	done
+done
+assert_eq "every file of the 16 writers has its content" "" \
+	"$(head -c 400 <<<"$bad")"
+n=$(tids | wc -l)
+assert_true "the pool stays bounded ($n threads, at most 64 workers)" \
+	test "$n" -le 80
+gone=$(comm -23 <(echo "$after") <(tids) | tr '\n' ' ')
+assert_eq "no thread exits after the writers are done" "" "$gone"
+assert_stop "clean unmount"
