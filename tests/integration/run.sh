@@ -98,6 +98,7 @@ for REVFS in "${BUILDS[@]}"; do
 		s=tests/integration/${s%.sh}.sh
 		echo "### $s (REVFS=$REVFS)" | tee -a "$OUT"
 		start=$(date +%s)
+		export RV_IS_SAN=$san
 		if [ $san = 1 ]; then
 			export NKEYS=${NKEYS_SAN:-100000}
 		else
