@@ -3,8 +3,9 @@
 # "Watch streams"): the line format, replay then live, PROGRESS at catch-up
 # and every interval, COMPACTED then ENODATA for a start that is too old,
 # Ctrl-C ending a waiting `cat` at once, poll(2), 2,000 concurrent readers
-# each getting every event, and a reader that stops reading not stalling
-# the writers.
+# each getting every event, 50 poll-driven streams under paced answers
+# each getting every event once and in order, and a reader that stops
+# reading not stalling the writers.
 . "$(dirname "$0")/lib.sh"
 
 rv_start w -o progress=200ms || exit 1
@@ -197,6 +198,99 @@ if [ "$threads0" -lt 200 ]; then
 else
 	notok "$NR waiting readers cost no thread each" \
 		"$threads0 daemon threads"
+fi
+
+# ------------------------------- paced streams: poll-driven, every event
+# Answers go out in rounds (a stream answered less than a round ago waits
+# for the next one).  One thread polls 50 streams while 301 puts arrive
+# back to back: each stream must see every put once, in revision order.
+cat >"$T/wpollmany.c" <<'EOF'
+/* wpollmany DIR REV N END: poll N descriptors on DIR/@watch@REV and read
+ * the ready ones until each has seen a PUT line containing END; then
+ * print, per descriptor, the PUT lines seen and 1 if their revisions
+ * never went down. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static char buf[64][1 << 16];
+int main(int argc, char **argv)
+{
+	int n = atoi(argv[3]), left = n;
+	struct pollfd p[64];
+	long puts[64] = {0}, last[64] = {0}, ordered[64], done[64] = {0};
+	size_t len[64] = {0};
+	char path[4096];
+	if (argc != 5 || n < 1 || n > 64)
+		return 2;
+	snprintf(path, sizeof(path), "%s/@watch@%s", argv[1], argv[2]);
+	for (int i = 0; i < n; i++) {
+		p[i].fd = open(path, O_RDONLY);
+		p[i].events = POLLIN;
+		ordered[i] = 1;
+		if (p[i].fd < 0)
+			return 2;
+	}
+	while (left > 0) {
+		if (poll(p, n, 20000) <= 0)
+			return 3;
+		for (int i = 0; i < n; i++) {
+			char *l, *nl;
+			ssize_t r;
+			if (done[i] || !(p[i].revents & POLLIN))
+				continue;
+			r = read(p[i].fd, buf[i] + len[i],
+			         sizeof(buf[i]) - len[i] - 1);
+			if (r <= 0)
+				return 4;
+			len[i] += (size_t)r;
+			buf[i][len[i]] = 0;
+			l = buf[i];
+			while ((nl = strchr(l, '\n'))) {
+				long rev = atol(l);
+				*nl = 0;
+				if (strstr(l, " PUT ")) {
+					puts[i]++;
+					if (rev < last[i])
+						ordered[i] = 0;
+					last[i] = rev;
+					if (strstr(l, argv[4])) {
+						done[i] = 1;
+						left--;
+						p[i].events = 0;
+					}
+				}
+				l = nl + 1;
+			}
+			len[i] -= (size_t)(l - buf[i]);
+			memmove(buf[i], l, len[i]);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		printf("%ld %ld\n", puts[i], ordered[i]);
+	return 0;
+}
+EOF
+cc -O2 -o "$T/wpollmany" "$T/wpollmany.c"
+mkdir "$MNT/pol"
+rs=$(($(rev_now) + 1))
+timeout 120 "$T/wpollmany" "$MNT/pol" $rs 50 "pol/end" >"$T/pollmany.out" &
+pmpid=$!
+sleep 0.5
+for ((i = 0; i < 300; i++)); do
+	echo $i >"$MNT/pol/k$((i % 30))"
+done
+echo end >"$MNT/pol/end"
+wait $pmpid
+rc=$?
+got=$(sort -u "$T/pollmany.out" | tr '\n' ' ')
+if [ $rc = 0 ] && [ "$got" = "301 1 " ]; then
+	ok "50 poll-driven streams, 301 puts back to back: each got every put once, in order"
+else
+	notok "50 poll-driven streams each get every put once, in order" \
+		"exit $rc; per stream 'puts ordered': $got"
 fi
 
 # ------------------------------------- a reader that stops does not stall
