@@ -503,8 +503,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	fi->fh = (uintptr_t)fh;
-	/* A reader's close has nothing to commit: no FLUSH round trip. */
-	fi->noflush = !wr;
+	/* A reader's close has nothing to commit, nor has a lease file's
+	 * (its TTL is applied at write): no FLUSH round trip.  A renewing
+	 * `touch` is then LOOKUP-free (fs_lease.c), OPEN, SETATTR, RELEASE. */
+	fi->noflush = !wr || fs_lease_is_file(in);
 	fs_handle_link(fs, &fs->file_handles, &fh->link);
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not release this handle. */
@@ -553,6 +555,7 @@ static void create_lease(fuse_req_t req, struct fs *fs, const char *name,
 		fs_fill_file_attr(fs, in, NULL, &ep.attr);
 	ep.ino = in->ino;
 	fi->direct_io = 1;
+	fi->noflush = 1; /* the TTL is applied at write (fs_op_write) */
 	fi->fh = (uintptr_t)fh;
 	fs_handle_link(fs, &fs->file_handles, &fh->link);
 	if (fuse_reply_create(req, &ep, fi) != 0) {
@@ -810,8 +813,24 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		}
 		memcpy(fh->sbuf + off, buf, size);
 		fh->sdirty = true;
+		rc = 0;
+		/* A lease file's close sends no FLUSH (see fs_op_open): its
+		 * TTL takes effect at the write, whose error the shell's
+		 * `echo TTL >` reports, unlike close()'s.  Bad content is
+		 * dropped. */
+		if (fs_lease_is_file(in)) {
+			rc = fs_lease_commit(fs, in, fh->sbuf, fh->slen);
+			if (rc < 0)
+				fh->slen = 0;
+			fh->sdirty = false;
+		}
 		pthread_mutex_unlock(&fh->lock);
-		fuse_reply_write(req, size);
+		if (rc < 0)
+			fs_reply_err(req, -rc, "write", "@leases/%s: '%.*s'",
+			             in->key, (int)(size < 64 ? size : 64),
+			             buf);
+		else
+			fuse_reply_write(req, size);
 		return;
 	}
 	/* KEY@ifrev=REV: a conflict fails the write already, so that the

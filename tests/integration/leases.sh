@@ -99,6 +99,9 @@ assert_false "rm of a missing lease fails" rm "$L/node-1"
 assert_false "a TTL that is not a number is refused" \
 	dd of="$L/bad" status=none <<<"soon"
 assert_false "a refused grant leaves no lease" test -e "$L/bad"
+assert_false "echo of a bad TTL fails in the shell itself (at write)" \
+	sh -c "echo soon >'$L/bad2'" 2>/dev/null
+assert_false "... and leaves no lease" test -e "$L/bad2"
 assert_false "names starting with % are reserved" \
 	dd of="$L/%x" status=none <<<"10"
 
@@ -204,6 +207,8 @@ assert_eq "20 touches of a cached lease file: no LOOKUP" 0 \
 	"$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -c 'opcode: LOOKUP')"
 assert_eq "... and 20 SETATTRs (the keepalives)" 20 \
 	"$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -c 'opcode: SETATTR')"
+assert_eq "... and no FLUSH (the TTL is applied at write)" 0 \
+	"$(tail -n +"$((n0 + 1))" "$RV_LOG" | grep -c 'opcode: FLUSH')"
 echo 1 >"$L/hb"
 n0=$(wc -l <"$RV_LOG")
 sleep 0.3 # the notifier thread's invalidation
