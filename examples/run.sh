@@ -113,9 +113,16 @@ assert_eq "informer: in sync after the relist" \
 
 # ---- inotify: changes through the mount, and a lease expiry
 mkdir -p "$MNT/ino"
-"$EX/inotify.sh" "$MNT" ino 6 >"$T/ino" 2>&1 &
+"$EX/inotify.sh" "$MNT" ino 10 >"$T/ino" 2>&1 &
 ino=$!
-sleep 1
+# Its watches take a moment to set (longer under load): touch a probe
+# until its CREATE shows.
+for i in $(seq 50); do
+	touch "$MNT/ino/probe"
+	grep -qF "CREATE $MNT/ino/probe" "$T/ino" 2>/dev/null && break
+	sleep 0.1
+done
+rm -f "$MNT/ino/probe"
 echo a >"$MNT/ino/a"
 echo b >>"$MNT/ino/a"
 mv "$MNT/ino/a" "$MNT/ino/b"
