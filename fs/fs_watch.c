@@ -582,8 +582,10 @@ void fs_watch_poll(fuse_req_t req, struct fs_wstream *s,
 
 	pthread_mutex_lock(&s->lock);
 	/* Paced like a read: not readable before the next round, which
-	 * then wakes the poller (a poll-driven reader gets rounds too). */
-	paced = paced_locked(W, s);
+	 * then wakes the poller (a poll-driven reader gets rounds too).
+	 * Not once stopping: no round comes. */
+	paced = !__atomic_load_n(&W->stopping, __ATOMIC_ACQUIRE) &&
+	        paced_locked(W, s);
 	if (!paced) {
 		fill_locked(s, NULL);
 		if (s->len > s->pos || s->ended) {
