@@ -21,10 +21,13 @@
  *
  * Answers are paced: the dispatcher answers in rounds, and a stream answered
  * less than a round period ago has its next read held (and queued) for the
- * next round, which then carries everything pending for it.  The period
- * grows with the number of answers per round (see FS_WATCH_RATE), so one
- * reader is answered at once and a thousand busy readers cost a bounded
- * number of answers per second instead of one per event each.
+ * next round, which then carries everything pending for it; a poll is told
+ * "not yet" and woken by that round, and the read after it is answered at
+ * once.  The period grows with the number of answers per round (see
+ * FS_WATCH_RATE), so one reader is answered at once and a thousand busy
+ * readers cost a bounded number of answers per second instead of one per
+ * event each.  The dispatcher formats each event once per round for every
+ * stream (a line cache) and replies from one reused buffer.
  *
  * Invariants and locks:
  *  - one reader of an engine watch at a time: eng_watch_read and
