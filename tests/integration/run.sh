@@ -46,7 +46,7 @@ etcd=0
 if [ $# -eq 0 ]; then
 	set -- basic names history badinput crash daemon listing
 	[ -f tests/integration/ops.sh ] && set -- "$@" ops
-	for s in watch informer inotify leases control review; do # issue 5 + review
+	for s in watch informer inotify leases control review threads; do
 		[ -f tests/integration/$s.sh ] && set -- "$@" $s
 	done
 	[ "${RV_ETCD:-1}" != 0 ] && [ -x tests/integration/etcd_run.sh ] &&
