@@ -49,6 +49,17 @@ sleep 3.5
 assert_false "an untouched 2 s lease is gone after 3.5 s" test -e "$L/short"
 assert_false "the expired lease is not listed" grep -qx short <(ls "$L")
 
+# ms_until_gone FILE T0_NS: poll stat FILE (up to 5 s) until it fails; the
+# milliseconds from T0_NS (date +%s%N) until then
+ms_until_gone() {
+	local i
+	for ((i = 0; i < 250; i++)); do
+		stat "$1" >/dev/null 2>&1 || break
+		sleep 0.02
+	done
+	echo $((($(date +%s%N) - $2) / 1000000))
+}
+
 # ---- a cached name never outlives the lease: stat fails at its expiry
 # (the name's entry timeout is the remaining TTL at the lookup and the
 # attributes are never cached, so stat asks the engine; the bound checked is
@@ -58,11 +69,7 @@ for i in 1 2 3; do sleep 0.3; touch "$L/brief"; done
 tr=$(date +%s%N)
 sleep 1.5
 assert_true "a touched lease lives on within its TTL" stat "$L/brief"
-for ((i = 0; i < 250; i++)); do
-	stat "$L/brief" >/dev/null 2>&1 || break
-	sleep 0.02
-done
-gone_ms=$((($(date +%s%N) - tr) / 1000000))
+gone_ms=$(ms_until_gone "$L/brief" "$tr")
 echo "# stat of the touched 3 s lease failed ${gone_ms} ms after its last renewal"
 assert_true "stat fails within TTL + 1 s of the last renewal" \
 	test "$gone_ms" -le 4000
@@ -76,12 +83,7 @@ echo 100 >"$L/shrink"
 touch "$L/shrink"
 touch "$L/shrink"
 echo 1 >"$L/shrink"
-ts=$(date +%s%N)
-for ((i = 0; i < 250; i++)); do
-	stat "$L/shrink" >/dev/null 2>&1 || break
-	sleep 0.02
-done
-gone_ms=$((($(date +%s%N) - ts) / 1000000))
+gone_ms=$(ms_until_gone "$L/shrink" "$(date +%s%N)")
 echo "# a 100 s lease set to 1 s: stat failed ${gone_ms} ms after the write"
 assert_true "a shortened TTL: stat fails within it + 1 s" \
 	test "$gone_ms" -le 2000

@@ -681,7 +681,8 @@ static int wait_events(eng_watch *w, struct eng_event *copy, int want, int ms)
 	return got;
 }
 
-static eng_rev_t wait_progress(eng_watch *w, int ms)
+/* Read until a marker of `type` (its revision) or the deadline (-1). */
+static eng_rev_t wait_marker(eng_watch *w, enum eng_event_type type, int ms)
 {
 	int64_t dl = now_ms() + ms;
 
@@ -691,12 +692,17 @@ static eng_rev_t wait_progress(eng_watch *w, int ms)
 
 		assert_true(n >= 0);
 		for (int i = 0; i < n; i++)
-			if (evs[i].type == ENG_EV_PROGRESS)
+			if (evs[i].type == type)
 				return evs[i].kv.mod_rev;
 		if (n == 0)
 			sleep_ms(10);
 	}
 	return -1;
+}
+
+static eng_rev_t wait_progress(eng_watch *w, int ms)
+{
+	return wait_marker(w, ENG_EV_PROGRESS, ms);
 }
 
 static int g_notified;
@@ -1004,23 +1010,9 @@ static void test_watch_hub(void **state)
 	    wait_metric("etcd_debugging_mvcc_watch_stream_total", 0), 0);
 }
 
-/* Read until COMPACTED (its revision) or the deadline (-1). */
 static eng_rev_t wait_compacted(eng_watch *w, int ms)
 {
-	int64_t dl = now_ms() + ms;
-
-	while (now_ms() < dl) {
-		struct eng_event *evs;
-		int n = eng_watch_read(w, &evs, 64);
-
-		assert_true(n >= 0);
-		for (int i = 0; i < n; i++)
-			if (evs[i].type == ENG_EV_COMPACTED)
-				return evs[i].kv.mod_rev;
-		if (n == 0)
-			sleep_ms(20);
-	}
-	return -1;
+	return wait_marker(w, ENG_EV_COMPACTED, ms);
 }
 
 /* The hub's stream is cut: it resumes at its position (nothing lost or
