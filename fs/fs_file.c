@@ -77,7 +77,7 @@ struct fs_fh {
 	uint64_t
 	    cache_epoch;      /* opened without keep_cache in this epoch and
 	                         not read yet (0: none); protected by in->lock */
-	pthread_mutex_t lock; /* guards sbuf */
+	pthread_mutex_t lock; /* guards sbuf, and kv of a from_wbuf reader */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -185,6 +185,9 @@ static void cache_forget_locked(struct fs_inode *in)
 {
 	in->cache_mod_rev = 0;
 	in->cache_sure = false;
+	/* A reader opened before may not prove the pages known: they may
+	 * hold this writer's bytes now. */
+	in->cache_epoch++;
 }
 
 /* Commit in's buffer if dirty.  Called with in->lock held. */
@@ -252,6 +255,7 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 		        eng_strerror(rc));
 		free(key);
 		/* The kernel's size and pages show what was not stored. */
+		cache_forget_locked(in);
 		fs_inval_later(fs, in->ino);
 		return -fs_errno(rc);
 	}
@@ -286,7 +290,9 @@ static void wbuf_reset_locked(struct fs *fs, struct fs_inode *in)
 	}
 	eng_kv_release(&kv);
 	free(key);
-	/* The kernel set its size at the O_TRUNC: make it ask again. */
+	/* The kernel set its size at the O_TRUNC and its pages may hold the
+	 * refused bytes: make it ask again. */
+	cache_forget_locked(in);
 	fs_inval_later(fs, in->ino);
 }
 
@@ -395,9 +401,13 @@ static int open_reader(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		fh->cache_user = true;
 	}
 	pthread_mutex_unlock(&in->lock);
-	/* Attributes only (offset -1): takes no page or inode lock. */
-	if (__atomic_load_n(&in->attr_mod_rev, __ATOMIC_RELAXED) !=
-	        fh->kv.mod_rev &&
+	/* Attributes only (offset -1): takes no page or inode lock.  The
+	 * kernel's size may come from another version's short read, which
+	 * attr_mod_rev does not see: only an open that keeps the pages of
+	 * its own version trusts it. */
+	if ((!fi->keep_cache ||
+	     __atomic_load_n(&in->attr_mod_rev, __ATOMIC_RELAXED) !=
+	         fh->kv.mod_rev) &&
 	    fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
 	return 0;
@@ -704,6 +714,35 @@ static ssize_t read_version(struct fs_inode *in, struct fs_fh *fh, char *buf,
 }
 
 /*
+ * A reader opened while this mount was writing the file read the write
+ * buffer; once the last writer released it, the reader goes on with the
+ * value the writer committed (fetched once), not an empty file (the kernel
+ * would take a 0-byte read for the file's new size).
+ */
+static ssize_t read_committed(struct fs *fs, struct fs_inode *in,
+                              struct fs_fh *fh, char *buf, size_t size,
+                              off_t off)
+{
+	char *key = NULL;
+	size_t key_len, n;
+	int rc = 0;
+
+	pthread_mutex_lock(&fh->lock);
+	if (fh->kv.mod_rev == 0) {
+		rc = fs_inode_key(fs, in, &key, &key_len);
+		if (rc == 0) {
+			rc = eng_get(fs->e, key, key_len, 0, NULL, &fh->kv);
+			rc = rc < 0 ? -fs_errno(rc) : 0;
+		}
+		free(key);
+	}
+	n = rc == 0 ? copy_range(buf, fh->kv.value, fh->kv.value_len, size, off)
+	            : 0;
+	pthread_mutex_unlock(&fh->lock);
+	return rc < 0 ? rc : (ssize_t)n;
+}
+
+/*
  * Every read copies into its own buffer and replies from it: once the
  * reply is written the kernel may release the handle (and forget the
  * inode) at once, from another thread, so nothing of theirs may be touched
@@ -738,11 +777,16 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = (ssize_t)copy_range(buf, fh->sbuf, fh->slen, size, off);
 		pthread_mutex_unlock(&fh->lock);
 	} else if (fh->writer || fh->from_wbuf) {
+		bool gone;
+
 		pthread_mutex_lock(&in->lock);
-		if (in->wbuf)
+		gone = !in->wbuf;
+		if (!gone)
 			n = (ssize_t)copy_range(buf, in->wbuf->data,
 			                        in->wbuf->len, size, off);
 		pthread_mutex_unlock(&in->lock);
+		if (gone && !fh->writer)
+			n = read_committed(req_fs(req), in, fh, buf, size, off);
 	} else {
 		n = read_version(in, fh, buf, size, off);
 	}

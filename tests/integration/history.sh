@@ -191,6 +191,36 @@ PY
 assert_eq "an old descriptor reads its version; opens after a commit read it" \
 	"old|new|old|new" "$got"
 
+# A reader opened while a writer is open reads the write buffer, then the
+# committed value once the writer is gone (not an empty file, whose 0-byte
+# read the kernel would take for the size); and an older descriptor's short
+# read does not leave a later open with a cut-off value.
+got=$(cd "$N" && python3 - <<'PY'
+import os, time
+open("wr", "w").write("old")
+w = os.open("wr", os.O_WRONLY | os.O_TRUNC)
+os.write(w, b"new-content-xyz")
+r = os.open("wr", os.O_RDONLY)
+os.close(w)
+time.sleep(0.3)
+a = os.pread(r, 100, 0)
+os.close(r)
+b = open("wr", "rb").read()
+open("sz", "w").write("A" * 10)
+r1 = os.open("sz", os.O_RDONLY)
+open("sz", "w").write("B" * 20)
+r2 = os.open("sz", os.O_RDONLY)
+os.stat("sz")
+c = os.pread(r1, 100, 0)
+os.close(r1)
+os.close(r2)
+d = open("sz", "rb").read()
+print(b"|".join([a, b, c, d]).decode())
+PY
+)
+assert_eq "a reader of a write buffer reads the commit after the writer left; an old short read cuts no later open" \
+	"new-content-xyz|new-content-xyz|AAAAAAAAAA|BBBBBBBBBBBBBBBBBBBB" "$got"
+
 # Close-to-open under concurrency: 4 processes x 25 conditional increments
 # (examples/cas.sh reads mod_revision, then the value, then writes
 # KEY@ifrev=REV): a read that misses a commit made before its open loses an
