@@ -622,9 +622,10 @@ static int etcdb_stats_get(eng *e, struct eng_stats *out)
 	out->db_bytes = (uint64_t)st.db_size;
 	out->quota_bytes = e->opt.quota_bytes;
 	out->alarm_nospace = st.alarm_nospace;
+	/* Before ee->lock: the hub takes its lock, then ee->lock. */
+	out->watchers = etcdb_watch_count(ee);
 	pthread_mutex_lock(&ee->lock);
 	out->rev = ee->rev;
-	out->watchers = etcdb_watch_count(ee);
 	out->commits = ee->commits; /* each a raft entry; fsyncs are etcd's */
 	out->range = ee->st_range;
 	out->txn = ee->st_txn;

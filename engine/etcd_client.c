@@ -1440,12 +1440,27 @@ static int watch_push(struct etcd_watch *w, enum eng_event_type type,
 	return 0;
 }
 
+/* Drop what was queued past qlen0: a response's events go in whole or
+ * not at all, so that a reader never takes part of a revision for all of
+ * it (the stream then ends with the error and is resumed from the last
+ * whole revision).  With w->lock held. */
+static void watch_unpush(struct etcd_watch *w, size_t qlen0)
+{
+	while (w->qlen > qlen0) {
+		struct qev *e = &w->q[w->qhead + --w->qlen];
+
+		eng_arena_free(e->mem);
+		e->mem = NULL;
+	}
+}
+
 /* One WatchResponse (the "result" object), with w->lock held. */
 static int watch_handle(struct etcd_watch *w, const json_t *r)
 {
 	json_t *evs = json_object_get(r, "events");
 	size_t i, n = json_is_array(evs) ? json_array_size(evs) : 0;
 	eng_rev_t crev = json_i64(r, "compact_revision");
+	size_t qlen0 = w->qlen;
 	int rc;
 
 	if (json_flag(r, "created")) {
@@ -1461,8 +1476,10 @@ static int watch_handle(struct etcd_watch *w, const json_t *r)
 
 		rc = watch_push(w, del ? ENG_EV_DELETE : ENG_EV_PUT,
 		                json_object_get(ev, "kv"), 0);
-		if (rc)
+		if (rc) {
+			watch_unpush(w, qlen0);
 			return rc;
+		}
 	}
 	if (json_flag(r, "canceled") || crev) {
 		const char *why =

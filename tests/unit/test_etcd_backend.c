@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1161,6 +1162,43 @@ static void test_mtime(void **state)
 
 /* -------------------------------------------------------- failures */
 
+struct stats_loop {
+	eng *e;
+	int n;
+};
+
+static void *stats_loop_main(void *p)
+{
+	struct stats_loop *a = p;
+	struct eng_stats st;
+
+	for (int i = 0; i < a->n; i++)
+		eng_stats_get(a->e, &st);
+	return NULL;
+}
+
+/* @stats read while @watch files open: the stats took the engine's lock,
+ * then the hub's, and a watch open the hub's, then the engine's (a
+ * deadlock that left every later request waiting). */
+static void test_stats_vs_watch_open(void **state)
+{
+	struct stats_loop a = {open_e(), 150};
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, stats_loop_main, &a), 0);
+	for (int i = 0; i < 150; i++) {
+		eng_watch *w;
+
+		assert_int_equal(
+		    eng_watch_open(a.e, "sw/", 3, "sw0", 3, 0, NULL, NULL, &w),
+		    0);
+		eng_watch_close(w);
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	eng_close(a.e);
+}
+
 static void test_failover(void **state)
 {
 	char dead[64];
@@ -1217,6 +1255,7 @@ int main(void)
 	    cmocka_unit_test(test_watch_hub),
 	    cmocka_unit_test(test_watch_hub_cut),
 	    cmocka_unit_test(test_mtime),
+	    cmocka_unit_test(test_stats_vs_watch_open),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
