@@ -321,6 +321,21 @@ out:
 }
 
 /* Open a live file or a conditional view for writing. */
+/* Is in's key no longer key (renamed)?  Takes itab_lock (after in->lock). */
+static bool key_moved(struct fs *fs, struct fs_inode *in, const char *key,
+                      size_t key_len)
+{
+	char *now = NULL;
+	size_t now_len;
+	bool moved;
+
+	if (fs_inode_key(fs, in, &now, &now_len) < 0)
+		return false;
+	moved = now_len != key_len || memcmp(now, key, key_len) != 0;
+	free(now);
+	return moved;
+}
+
 static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
                        int flags)
 {
@@ -329,6 +344,7 @@ static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 	size_t key_len;
 	int rc;
 
+again:
 	rc = fs_inode_key(fs, in, &key, &key_len);
 	if (rc < 0)
 		return rc;
@@ -346,6 +362,16 @@ static int open_writer(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		goto out;
 	}
 	pthread_mutex_lock(&in->lock);
+	/* A rename (which holds in->lock from its txn to the rekey) moved
+	 * the key after our read: read the value under its new name. */
+	if (!in->wbuf && in->kind == FS_I_FILE &&
+	    key_moved(fs, in, key, key_len)) {
+		pthread_mutex_unlock(&in->lock);
+		eng_kv_release(&cur);
+		free(key);
+		key = NULL;
+		goto again;
+	}
 	/* Two conditional writers of one REV would share the buffer and
 	 * both "succeed" with one put: the second loses now. */
 	rc = in->kind == FS_I_IFREV && in->wbuf
@@ -521,11 +547,12 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not release this handle. */
 		if (fh->writer && in->kind != FS_I_SPECIAL) {
-			/* The caller saw the open fail: its O_TRUNC did not
-			 * happen either, so a buffer nobody else writes goes,
-			 * dirty or not (else readers of this mount would read
-			 * the truncated buffer and no release would ever
-			 * commit or free it). */
+			/* The caller saw the open fail: a buffer nobody else
+			 * writes goes, dirty or not, and its O_TRUNC with it
+			 * (else readers of this mount would read the truncated
+			 * buffer and no release would ever commit or free it).
+			 * An O_TRUNC of a buffer other writers share stays
+			 * (not undone: known limit). */
 			pthread_mutex_lock(&in->lock);
 			if (--in->wbuf->nwriters == 0) {
 				free(in->wbuf->data);
@@ -542,7 +569,7 @@ out:
 }
 
 /* `echo TTL > @leases/NEW`: the lease is granted when the TTL is written
- * (at flush); until then the open descriptor makes the name visible. */
+ * (at the write); until then the open descriptor makes the name visible. */
 static void create_lease(fuse_req_t req, struct fs *fs, const char *name,
                          struct fuse_file_info *fi)
 {
@@ -836,7 +863,10 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	if (in->kind == FS_I_SPECIAL) {
+		size_t slen0;
+
 		pthread_mutex_lock(&fh->lock);
+		slen0 = fh->slen;
 		end = (size_t)off + size;
 		if (off < 0 || end > FS_SPECIAL_WRITE_MAX) {
 			pthread_mutex_unlock(&fh->lock);
@@ -860,12 +890,12 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		rc = 0;
 		/* A lease file's close sends no FLUSH (see fs_op_open): its
 		 * TTL takes effect at the write, whose error the shell's
-		 * `echo TTL >` reports, unlike close()'s.  Bad content is
-		 * dropped. */
+		 * `echo TTL >` reports, unlike close()'s.  A refused write
+		 * leaves the content as it was before it. */
 		if (fs_lease_is_file(in)) {
 			rc = fs_lease_commit(fs, in, fh->sbuf, fh->slen);
-			if (rc < 0)
-				fh->slen = 0;
+			if (rc < 0 && (size_t)off >= slen0)
+				fh->slen = slen0;
 			fh->sdirty = false;
 		}
 		pthread_mutex_unlock(&fh->lock);

@@ -277,18 +277,29 @@ bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len)
 	return pending;
 }
 
-struct fs_inode *fs_inode_writer(struct fs *fs, const char *key, size_t key_len)
+static struct fs_inode *file_ref(struct fs *fs, const char *key, size_t key_len,
+                                 bool writer)
 {
 	struct fs_inode *in;
 
 	pthread_mutex_lock(&fs->itab_lock);
 	in = find_key_locked(fs, FS_I_FILE, key, key_len);
-	if (in && __atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE))
+	if (in && (!writer || __atomic_load_n(&in->wbuf, __ATOMIC_ACQUIRE)))
 		in->nlookup++;
 	else
 		in = NULL;
 	pthread_mutex_unlock(&fs->itab_lock);
 	return in;
+}
+
+struct fs_inode *fs_inode_writer(struct fs *fs, const char *key, size_t key_len)
+{
+	return file_ref(fs, key, key_len, true);
+}
+
+struct fs_inode *fs_inode_file(struct fs *fs, const char *key, size_t key_len)
+{
+	return file_ref(fs, key, key_len, false);
 }
 
 void fs_inode_unhash(struct fs *fs, struct fs_inode *in)

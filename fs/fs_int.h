@@ -190,6 +190,9 @@ bool fs_inode_pending(struct fs *fs, const char *key, size_t key_len);
  */
 struct fs_inode *fs_inode_writer(struct fs *fs, const char *key,
                                  size_t key_len);
+/* The live file inode of key, writer or not, with one reference taken (drop
+ * it with fs_inode_forget(fs, in->ino, 1)); NULL if the kernel has none. */
+struct fs_inode *fs_inode_file(struct fs *fs, const char *key, size_t key_len);
 /* Take in out of the key index: a new create of its name gets a fresh
  * inode (unlink, rename over: in's open descriptors keep the old one). */
 void fs_inode_unhash(struct fs *fs, struct fs_inode *in);

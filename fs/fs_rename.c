@@ -385,7 +385,9 @@ static int rename_file_locked(struct fs *fs, const char *src, size_t src_len,
                               const char *dst, size_t dst_len, unsigned flags)
 {
 	bool same = src_len == dst_len && memcmp(src, dst, src_len) == 0;
-	struct fs_inode *sw = fs_inode_writer(fs, src, src_len);
+	/* The source's inode even without a buffer: a writer opening it
+	 * meanwhile joins under its lock, after the rekey. */
+	struct fs_inode *sw = fs_inode_file(fs, src, src_len);
 	struct fs_inode *dw = same ? NULL : fs_inode_writer(fs, dst, dst_len);
 	int rc;
 
