@@ -1081,6 +1081,21 @@ static void test_watch_hub_cut(void **state)
 }
 
 /* mtime_ns: the time this engine first saw the revision, stable. */
+/* key's mtime is in [t0, t1], and the same at a second read. */
+static void mtime_between(eng *e, const char *key, int64_t t0, int64_t t1)
+{
+	struct eng_kv kv;
+	int64_t m;
+
+	assert_int_equal(eng_get(e, key, strlen(key), 0, NULL, &kv), 0);
+	assert_true(kv.mtime_ns >= t0 && kv.mtime_ns <= t1);
+	m = kv.mtime_ns;
+	eng_kv_release(&kv);
+	assert_int_equal(eng_get(e, key, strlen(key), 0, NULL, &kv), 0);
+	assert_int_equal(kv.mtime_ns, m);
+	eng_kv_release(&kv);
+}
+
 static void test_mtime(void **state)
 {
 	eng *e0 = open_e(), *e, *e2;
@@ -1102,26 +1117,14 @@ static void test_mtime(void **state)
 	t1 = REAL_NS();
 	e2 = open_e();
 	/* older than the engine: its open time */
-	assert_int_equal(eng_get(e, "mt/old", 6, 0, NULL, &kv), 0);
-	assert_true(kv.mtime_ns >= t0 && kv.mtime_ns <= t1);
-	m = kv.mtime_ns;
-	eng_kv_release(&kv);
-	assert_int_equal(eng_get(e, "mt/old", 6, 0, NULL, &kv), 0);
-	assert_int_equal(kv.mtime_ns, m);
-	eng_kv_release(&kv);
+	mtime_between(e, "mt/old", t0, t1);
 
 	/* our own write: the time of its reply, the same in every read */
 	t0 = REAL_NS();
 	put(e, "mt/own", "x");
 	t1 = REAL_NS();
 	sleep_ms(30);
-	assert_int_equal(eng_get(e, "mt/own", 6, 0, NULL, &kv), 0);
-	assert_true(kv.mtime_ns >= t0 && kv.mtime_ns <= t1);
-	m = kv.mtime_ns;
-	eng_kv_release(&kv);
-	assert_int_equal(eng_get(e, "mt/own", 6, 0, NULL, &kv), 0);
-	assert_int_equal(kv.mtime_ns, m);
-	eng_kv_release(&kv);
+	mtime_between(e, "mt/own", t0, t1);
 
 	/* another client's write: when the stream (or a read) brought it;
 	 * the event and later reads agree */
