@@ -1068,6 +1068,18 @@ void fs_commit_all(struct fs *fs)
 	free(dirty);
 }
 
+/*
+ * A refused commit: the kernel's attributes (size, and existence for a
+ * create) show what was not stored.  Dropped here, before the close or
+ * fsync returns, so that the caller's next stat asks (attributes only: it
+ * takes no lock); commit_locked also queues the pages' invalidation.
+ */
+static void refused_inval(struct fs *fs, fuse_ino_t ino)
+{
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -1076,6 +1088,7 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0) {
 		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
 
+		refused_inval(fs, ino);
 		fs_reply_err(req, -rc, "close", "'%s'", FS_KSTR(key));
 		free(key);
 	} else {
@@ -1092,6 +1105,7 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (rc < 0) {
 		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
 
+		refused_inval(fs, ino);
 		fs_reply_err(req, -rc, "fsync", "'%s'", FS_KSTR(key));
 		free(key);
 	} else {
