@@ -388,6 +388,14 @@ out:
 	return rc;
 }
 
+/* Drop the kernel's attributes of ino now (offset -1: attributes only,
+ * which takes no page or inode lock, so it is safe inside a request). */
+static void inval_attrs(struct fs *fs, fuse_ino_t ino)
+{
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 /* Open a version for reading (live or at in->rev). */
 static int open_reader(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
                        struct fuse_file_info *fi)
@@ -427,15 +435,13 @@ static int open_reader(struct fs *fs, struct fs_inode *in, struct fs_fh *fh,
 		fh->cache_user = true;
 	}
 	pthread_mutex_unlock(&in->lock);
-	/* Attributes only (offset -1): takes no page or inode lock.  The
-	 * kernel's size may come from another version's short read, which
-	 * attr_mod_rev does not see: only an open that keeps the pages of
-	 * its own version trusts it. */
-	if ((!fi->keep_cache ||
-	     __atomic_load_n(&in->attr_mod_rev, __ATOMIC_RELAXED) !=
-	         fh->kv.mod_rev) &&
-	    fs->se)
-		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
+	/* The kernel's size may come from another version's short read,
+	 * which attr_mod_rev does not see: only an open that keeps the pages
+	 * of its own version trusts it. */
+	if (!fi->keep_cache ||
+	    __atomic_load_n(&in->attr_mod_rev, __ATOMIC_RELAXED) !=
+	        fh->kv.mod_rev)
+		inval_attrs(fs, in->ino);
 	return 0;
 }
 
@@ -1069,48 +1075,38 @@ void fs_commit_all(struct fs *fs)
 }
 
 /*
- * A refused commit: the kernel's attributes (size, and existence for a
- * create) show what was not stored.  Dropped here, before the close or
- * fsync returns, so that the caller's next stat asks (attributes only: it
- * takes no lock); commit_locked also queues the pages' invalidation.
+ * Commit a descriptor's buffer for a close (flush) or an fsync and reply.
+ * A refused commit drops the kernel's attributes (size, and existence for
+ * a create) before the call returns, so that the caller's next stat asks;
+ * commit_locked also queues the pages' invalidation.
  */
-static void refused_inval(struct fs *fs, fuse_ino_t ino)
-{
-	if (fs->se)
-		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
-}
-
-void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void commit_reply(fuse_req_t req, fuse_ino_t ino,
+                         struct fuse_file_info *fi, bool flush)
 {
 	struct fs *fs = req_fs(req);
-	int rc = commit_fh(fs, fh_of(fi), true);
+	int rc = commit_fh(fs, fh_of(fi), flush);
 
 	if (rc < 0) {
 		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
 
-		refused_inval(fs, ino);
-		fs_reply_err(req, -rc, "close", "'%s'", FS_KSTR(key));
+		inval_attrs(fs, ino);
+		fs_reply_err(req, -rc, flush ? "close" : "fsync", "'%s'",
+		             FS_KSTR(key));
 		free(key);
 	} else {
 		fuse_reply_err(req, 0);
 	}
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	commit_reply(req, ino, fi, true);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                  struct fuse_file_info *fi)
 {
-	struct fs *fs = req_fs(req);
-	int rc = commit_fh(fs, fh_of(fi), false);
-
-	if (rc < 0) {
-		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
-
-		refused_inval(fs, ino);
-		fs_reply_err(req, -rc, "fsync", "'%s'", FS_KSTR(key));
-		free(key);
-	} else {
-		fuse_reply_err(req, 0);
-	}
+	commit_reply(req, ino, fi, false);
 }
 
 /* req is NULL when called to undo an interrupted create. */
