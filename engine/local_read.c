@@ -520,8 +520,10 @@ int local_range(eng *e, const struct eng_range_req *req,
 		goto out;
 	/* A scan (a listing's page) reads its blocks once: caching them
 	 * would only evict the point reads' working set and grow the
-	 * daemon by the block cache's size for one `ls` of a big directory. */
-	if (p.end_len > 0)
+	 * daemon by the block cache's size for one `ls` of a big directory.
+	 * A range of a few keys (a lookup's "is it a directory" probe) is a
+	 * point read and keeps its blocks. */
+	if (p.end_len > 0 && (p.limit <= 0 || p.limit > 8))
 		leveldb_readoptions_set_fill_cache(rd.ro, 0);
 	rev = req->rev ? req->rev : rd.rev;
 	if (rev > rd.rev) {
