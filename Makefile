@@ -102,7 +102,7 @@ $(B)/conformance: $(CONF_SRC) $(LIB_ENGINE) $(wildcard tests/conformance/*.h)
 
 $(B)/bench/%: tests/bench/%.c $(LIB_ENGINE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDB_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(ENGINE_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDB_CFLAGS) $(FUSE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(ENGINE_LIBS) $(FUSE_LIBS)
 
 # ------------------------------------------------------------------ tests
 # tests/run.sh runs the suites and ends with "N passed, N failed".
