@@ -243,7 +243,8 @@ static const struct fuse_lowlevel_ops nf_ops = {
 
 int main(int argc, char **argv)
 {
-	char *args[] = {argv[0], "-o", "fsname=nullfuse,subtype=nullfuse", NULL};
+	char *args[] = {argv[0], "-o", "fsname=nullfuse,subtype=nullfuse",
+	                NULL};
 	struct fuse_args fa = FUSE_ARGS_INIT(3, args);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se;
