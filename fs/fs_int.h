@@ -338,6 +338,14 @@ int fs_eng_delete(struct fs *fs, const void *key, size_t key_len,
                   const void *end, size_t end_len, int64_t *deleted,
                   eng_rev_t *rev);
 /*
+ * The same bookkeeping for a commit the wrappers can't run (an
+ * asynchronous one, fs_file.c): fs_own_begin() before it is queued,
+ * fs_own_end(fs, its revision, or 0 if it changed nothing or failed) when
+ * it completed, before anything waits on it.
+ */
+void fs_own_begin(struct fs *fs);
+void fs_own_end(struct fs *fs, eng_rev_t rev);
+/*
  * After this mount removed a key under `prefix` (a directory prefix): if
  * the directory has vanished with it (no marker, no key left), have the
  * notifier drop the kernel's cached entries of it and of every ancestor

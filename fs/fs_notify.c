@@ -77,12 +77,12 @@ static void own_rev(struct fs *fs, eng_rev_t rev)
 		                 __ATOMIC_RELEASE);
 }
 
-static void own_begin(struct fs *fs)
+void fs_own_begin(struct fs *fs)
 {
 	__atomic_add_fetch(&fs->own_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
-static void own_end(struct fs *fs, eng_rev_t rev)
+void fs_own_end(struct fs *fs, eng_rev_t rev)
 {
 	own_rev(fs, rev);
 	__atomic_sub_fetch(&fs->own_inflight, 1, __ATOMIC_SEQ_CST);
@@ -94,13 +94,13 @@ int fs_eng_txn(struct fs *fs, const struct eng_txn *txn,
 	bool changed = false;
 	int rc;
 
-	own_begin(fs);
+	fs_own_begin(fs);
 	rc = eng_txn(fs->e, txn, res);
 	for (size_t i = 0; rc == 0 && res->succeeded && i < res->nres; i++)
 		if (res->res[i].type == ENG_OP_PUT ||
 		    (res->res[i].type == ENG_OP_DELETE && res->res[i].deleted))
 			changed = true;
-	own_end(fs, changed ? res->header_rev : 0);
+	fs_own_end(fs, changed ? res->header_rev : 0);
 	return rc;
 }
 
@@ -111,9 +111,9 @@ int fs_eng_put(struct fs *fs, const void *key, size_t key_len,
 	eng_rev_t r = 0;
 	int rc;
 
-	own_begin(fs);
+	fs_own_begin(fs);
 	rc = eng_put(fs->e, key, key_len, value, value_len, lease, &r, prev);
-	own_end(fs, rc == 0 ? r : 0);
+	fs_own_end(fs, rc == 0 ? r : 0);
 	if (rev)
 		*rev = r;
 	return rc;
@@ -127,9 +127,9 @@ int fs_eng_delete(struct fs *fs, const void *key, size_t key_len,
 	eng_rev_t r = 0;
 	int rc;
 
-	own_begin(fs);
+	fs_own_begin(fs);
 	rc = eng_delete(fs->e, key, key_len, end, end_len, &d, &r);
-	own_end(fs, rc == 0 && d > 0 ? r : 0);
+	fs_own_end(fs, rc == 0 && d > 0 ? r : 0);
 	if (deleted)
 		*deleted = d;
 	if (rev)
