@@ -32,6 +32,9 @@ struct eng_backend_ops {
 	int (*range)(eng *e, const struct eng_range_req *req,
 	             struct eng_range_res *res);
 	int (*txn)(eng *e, const struct eng_txn *txn, struct eng_txn_res *res);
+	/* NULL: eng_txn_async() returns ENG_E_NOT_SUPPORTED. */
+	int (*txn_async)(eng *e, const struct eng_txn *txn,
+	                 eng_txn_done_fn done, void *arg);
 	int (*history)(eng *e, const void *key, size_t key_len, eng_rev_t from,
 	               int64_t limit, struct eng_range_res *res);
 	int (*snap_open)(eng *e, eng_snap **out);

@@ -71,6 +71,8 @@ const char *eng_strerror(int err)
 		return "lease TTL out of range";
 	case ENG_E_KEY_NOT_FOUND:
 		return "key not found";
+	case ENG_E_NOT_SUPPORTED:
+		return "not supported by this backend";
 	}
 	return "unknown error";
 }
@@ -286,13 +288,11 @@ static int check_branch(const struct eng_op *ops, size_t n, size_t max_value)
 	return 0;
 }
 
-int eng_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
+/* The checks of eng_txn that need no store. */
+static int txn_check(eng *e, const struct eng_txn *txn)
 {
 	int rc;
 
-	if (!res)
-		return ENG_E_INVAL;
-	memset(res, 0, sizeof(*res));
 	if (!e || !txn)
 		return ENG_E_INVAL;
 	if (txn->ncmps > ENG_MAX_TXN_OPS || txn->nsuccess > ENG_MAX_TXN_OPS ||
@@ -312,10 +312,32 @@ int eng_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 	rc = check_branch(txn->success, txn->nsuccess, e->opt.max_value);
 	if (rc)
 		return rc;
-	rc = check_branch(txn->failure, txn->nfailure, e->opt.max_value);
+	return check_branch(txn->failure, txn->nfailure, e->opt.max_value);
+}
+
+int eng_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
+{
+	int rc;
+
+	if (!res)
+		return ENG_E_INVAL;
+	memset(res, 0, sizeof(*res));
+	rc = txn_check(e, txn);
+	return rc ? rc : e->ops->txn(e, txn, res);
+}
+
+int eng_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
+                  void *arg)
+{
+	int rc = txn_check(e, txn);
+
 	if (rc)
 		return rc;
-	return e->ops->txn(e, txn, res);
+	if (!done)
+		return ENG_E_INVAL;
+	if (!e->ops->txn_async)
+		return ENG_E_NOT_SUPPORTED;
+	return e->ops->txn_async(e, txn, done, arg);
 }
 
 void eng_txn_res_release(struct eng_txn_res *res)

@@ -72,6 +72,7 @@ enum eng_err {
 	ENG_E_TTL = -22,      /* a lease TTL out of range */
 	ENG_E_KEY_NOT_FOUND = -23, /* put with IGNORE_VALUE/IGNORE_LEASE on a
 	                              missing key (etcd's ErrKeyNotFound) */
+	ENG_E_NOT_SUPPORTED = -24, /* the backend does not offer this call */
 };
 
 /* A static, human-readable message for an ENG_E_* code (never NULL). */
@@ -335,6 +336,41 @@ struct eng_txn_res {
  */
 int eng_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res);
 void eng_txn_res_release(struct eng_txn_res *res);
+
+/*
+ * The completion of an asynchronous transaction: rc is 0 or one of
+ * eng_txn's errors (ENG_E_CLOSED if the engine closed before running it);
+ * on 0, *res is the result as eng_txn would have returned it.  res is the
+ * engine's and valid only during the call.
+ */
+typedef void (*eng_txn_done_fn)(void *arg, int rc,
+                                const struct eng_txn_res *res);
+
+/*
+ * Queue a transaction and return without waiting for it: the caller's
+ * thread is free while the group commit that carries it (and its fsync)
+ * runs.  The transaction takes its place in the commit order when this
+ * call returns, so a caller that queues two transactions (or queues one
+ * and then calls eng_txn) gets them committed in that order.
+ *
+ * If 0 is returned, done(arg, rc, res) is called exactly once, when the
+ * transaction is durable (as eng_txn's return) or refused.  It runs on an
+ * engine thread that holds no engine lock and no caller lock, never in the
+ * caller's own thread and never inside this call: it may take the
+ * caller's locks (even one held while eng_txn_async was called) and may
+ * call any engine function.  Completions run one at a time, in commit
+ * order; a slow one delays the next completions, not the commits.
+ * eng_close() waits until every queued transaction has completed.
+ *
+ * txn and everything it points to (keys, values, compares) must stay
+ * valid and unchanged until done is called.
+ * Errors (done is then not called): those of eng_txn that are found
+ * before queuing (ENG_E_INVAL, ENG_E_TOO_LARGE, ENG_E_TOO_MANY_OPS),
+ * ENG_E_CLOSED, ENG_E_NOMEM, and ENG_E_NOT_SUPPORTED from a backend
+ * without asynchronous commits (the etcd backend: use eng_txn).
+ */
+int eng_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
+                  void *arg);
 
 /*
  * Convenience wrappers around eng_txn with no compares.

@@ -1,22 +1,38 @@
 /*
  * local_commit.c — the commit queue: one committer at a time, with group
- * commit (LevelDB's own writer-queue scheme).
+ * commit (LevelDB's own writer-queue scheme), for synchronous and
+ * asynchronous requests.
  *
- * A writer queues its request and sleeps.  The writer at the head of the
- * queue is the leader: it takes the head and the requests behind it (up to
- * GROUP_MAX requests or GROUP_BYTES), applies them in order into one
+ * A request is queued in commit order.  Whoever holds the leadership
+ * (q_leading) takes the head of the queue and the requests behind it (up
+ * to GROUP_MAX requests or GROUP_BYTES), applies them in order into one
  * writebatch — each request that changes something gets its own revision;
  * later requests read earlier ones through the overlay — writes the batch
  * once (one fsync for the whole group in sync mode ALWAYS), publishes the
- * new revision and the events, then wakes the group and hands leadership to
- * the next head.  q_lock is held only to queue and dequeue: never while
+ * new revision and the events, gives up the leadership and hands it on,
+ * then marks the group done.  A request with a range at an explicit
+ * revision is a barrier: it leads a group of its own, so every revision it
+ * may read is in LevelDB.
+ *
+ * Who leads: a synchronous caller (eng_txn) sleeps until its request is
+ * done or nobody leads, and then leads groups from the head until its own
+ * request is done; an asynchronous request (eng_txn_async) has no waiting
+ * thread, so when only such requests are queued the committer thread
+ * leads.  The leadership is handed to the first synchronous request still
+ * queued, else to the committer thread.  The committer thread also runs
+ * the asynchronous requests' completions, in commit order, holding no
+ * lock and not leading: a completion may block on a lock of the caller
+ * whose holder waits for a synchronous commit, and that holder can always
+ * lead its commit itself.
+ *
+ * q_lock is held only to queue, dequeue and hand over: never while
  * applying or writing, so queuing writers and readers never wait for an
- * fsync.  A request with a range at an explicit revision is a barrier: it
- * leads a group of its own, so every revision it may read is in LevelDB.
+ * fsync.
  *
  * Invariants: revisions are assigned in queue order without gaps; Mstate
  * (revision, live keys) is written in the same batch as the records of
- * those revisions; l->rev is published only after the write returned.
+ * those revisions; l->rev is published only after the write returned; at
+ * most one thread leads.
  */
 #include "local_int.h"
 
@@ -134,38 +150,50 @@ static void lead_group(struct local *l, struct commit_req *first,
 	eng_arena_free(b.arena);
 }
 
-int local_commit(struct local *l, struct commit_req *r)
+/* Called with q_lock held. */
+static void enqueue(struct local *l, struct commit_req *r)
 {
-	struct commit_req *last, *p;
-	size_t n, bytes;
-
-	r->done = false;
-	r->rc = 0;
 	r->next = NULL;
-	if (pthread_cond_init(&r->cv, NULL))
-		return ENG_E_NOMEM;
-	pthread_mutex_lock(&l->q_lock);
-	if (l->q_closed) {
-		pthread_mutex_unlock(&l->q_lock);
-		pthread_cond_destroy(&r->cv);
-		return ENG_E_CLOSED;
-	}
 	if (l->q_tail)
 		l->q_tail->next = r;
 	else
 		l->q_head = r;
 	l->q_tail = r;
-	while (!r->done && l->q_head != r)
-		pthread_cond_wait(&r->cv, &l->q_lock);
-	if (r->done)
-		goto out;
-	/* Leader: take a bounded group; a barrier goes alone. */
-	last = r;
-	n = 1;
-	bytes = r->bytes;
-	if (!r->barrier) {
-		for (p = r->next; p && !p->barrier && n < GROUP_MAX &&
-		                  bytes + p->bytes <= GROUP_BYTES;
+}
+
+/*
+ * The leadership was just given up (q_lock held): pass it to the first
+ * synchronous request still queued, whose thread is waiting; with only
+ * asynchronous requests left, to the committer thread.
+ */
+static void hand_off(struct local *l)
+{
+	for (struct commit_req *p = l->q_head; p; p = p->next) {
+		if (!p->done_fn) {
+			pthread_cond_signal(&p->cv);
+			return;
+		}
+	}
+	if (l->q_head)
+		pthread_cond_signal(&l->q_cond);
+}
+
+/*
+ * Lead one group from the head of the queue.  Called with q_lock held and
+ * q_leading just set by the caller; returns with q_lock held and the
+ * leadership given up.  q_lock is dropped while the group is applied and
+ * written.
+ */
+static void lead_next(struct local *l)
+{
+	struct commit_req *first = l->q_head, *last = first, *p, *next;
+	size_t n = 1, bytes = first->bytes;
+	bool async = false;
+
+	/* A bounded group; a barrier goes alone. */
+	if (!first->barrier) {
+		for (p = first->next; p && !p->barrier && n < GROUP_MAX &&
+		                      bytes + p->bytes <= GROUP_BYTES;
 		     p = p->next) {
 			last = p;
 			n++;
@@ -174,29 +202,139 @@ int local_commit(struct local *l, struct commit_req *r)
 	}
 	pthread_mutex_unlock(&l->q_lock);
 
-	lead_group(l, r, last);
+	lead_group(l, first, last);
 
 	pthread_mutex_lock(&l->q_lock);
 	l->q_head = last->next;
 	if (!l->q_head)
 		l->q_tail = NULL;
-	/* Still under q_lock: a woken follower can't free its request
-	 * before we are done walking the group. */
+	l->q_leading = false;
 	/* The next leader first: the queue waits for it, the group's
 	 * followers only have their replies to send. */
-	if (l->q_head)
-		pthread_cond_signal(&l->q_head->cv);
-	for (p = r;; p = p->next) {
-		p->done = true;
-		if (p != r)
+	hand_off(l);
+	/* Still under q_lock: a woken follower can't free its request
+	 * before we are done walking the group. */
+	for (p = first;; p = next) {
+		bool end = p == last;
+
+		next = p->next;
+		if (p->done_fn) {
+			p->next = NULL;
+			if (l->q_done_tail)
+				l->q_done_tail->next = p;
+			else
+				l->q_done = p;
+			l->q_done_tail = p;
+			async = true;
+		} else {
+			p->done = true;
 			pthread_cond_signal(&p->cv);
-		if (p == last)
+		}
+		if (end)
 			break;
 	}
-out:
+	if (async)
+		pthread_cond_signal(&l->q_cond);
+}
+
+/*
+ * A synchronous request waits until it is done or nobody leads; then it
+ * leads groups from the head (which may hold requests queued before it,
+ * asynchronous ones included) until its own is done.  So a thread that
+ * waits for a commit can always make it progress itself: the committer
+ * thread may block in a completion on a lock such a thread holds.
+ */
+int local_commit(struct local *l, struct commit_req *r)
+{
+	r->done = false;
+	r->rc = 0;
+	if (pthread_cond_init(&r->cv, NULL))
+		return ENG_E_NOMEM;
+	pthread_mutex_lock(&l->q_lock);
+	if (l->q_closed) {
+		pthread_mutex_unlock(&l->q_lock);
+		pthread_cond_destroy(&r->cv);
+		return ENG_E_CLOSED;
+	}
+	enqueue(l, r);
+	for (;;) {
+		while (!r->done && l->q_leading)
+			pthread_cond_wait(&r->cv, &l->q_lock);
+		if (r->done)
+			break;
+		l->q_leading = true;
+		lead_next(l);
+	}
 	pthread_mutex_unlock(&l->q_lock);
 	pthread_cond_destroy(&r->cv);
 	return r->rc;
+}
+
+/* Complete the asynchronous requests of list, in order (no lock held). */
+static size_t complete(struct local *l, struct commit_req *list)
+{
+	size_t n = 0;
+
+	while (list) {
+		struct commit_req *r = list;
+		int rc = r->rc;
+
+		list = r->next;
+		local_stat_record(l, &l->st_txn, r->t0, rc);
+		r->done_fn(r->done_arg, rc, rc ? NULL : r->tres);
+		eng_txn_res_release(r->tres);
+		free(r);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The committer thread: completes the asynchronous requests (their
+ * callbacks may block on the caller's locks: it holds none and does not
+ * lead meanwhile) and leads the groups nobody else leads, i.e. when only
+ * asynchronous requests are queued.
+ */
+static void *committer_main(void *arg)
+{
+	struct local *l = arg;
+
+	pthread_mutex_lock(&l->q_lock);
+	for (;;) {
+		if (l->q_done) {
+			struct commit_req *list = l->q_done;
+			size_t n;
+
+			l->q_done = l->q_done_tail = NULL;
+			pthread_mutex_unlock(&l->q_lock);
+			n = complete(l, list);
+			pthread_mutex_lock(&l->q_lock);
+			l->q_async -= n;
+			continue;
+		}
+		if (l->q_head && !l->q_leading) {
+			l->q_leading = true;
+			lead_next(l);
+			continue;
+		}
+		if (l->q_stop)
+			break;
+		pthread_cond_wait(&l->q_cond, &l->q_lock);
+	}
+	pthread_mutex_unlock(&l->q_lock);
+	return NULL;
+}
+
+int local_commit_start(struct local *l)
+{
+	if (pthread_cond_init(&l->q_cond, NULL))
+		return ENG_E_NOMEM;
+	if (pthread_create(&l->q_thread, NULL, committer_main, l)) {
+		pthread_cond_destroy(&l->q_cond);
+		return ENG_E_NOMEM;
+	}
+	l->q_started = true;
+	return 0;
 }
 
 void local_commit_close(struct local *l)
@@ -204,18 +342,28 @@ void local_commit_close(struct local *l)
 	pthread_mutex_lock(&l->q_lock);
 	l->q_closed = true;
 	pthread_mutex_unlock(&l->q_lock);
-	/* Requests already queued still finish: wait for the queue. */
+	/* Requests already queued still finish, and asynchronous ones
+	 * complete: wait for both. */
 	for (;;) {
 		struct timespec ts = {0, 1000000};
 		bool empty;
 
 		pthread_mutex_lock(&l->q_lock);
-		empty = l->q_head == NULL;
+		empty = l->q_head == NULL && l->q_async == 0;
 		pthread_mutex_unlock(&l->q_lock);
 		if (empty)
 			break;
 		nanosleep(&ts, NULL);
 	}
+	if (!l->q_started)
+		return;
+	pthread_mutex_lock(&l->q_lock);
+	l->q_stop = true;
+	pthread_cond_signal(&l->q_cond);
+	pthread_mutex_unlock(&l->q_lock);
+	pthread_join(l->q_thread, NULL);
+	pthread_cond_destroy(&l->q_cond);
+	l->q_started = false;
 }
 
 int local_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
@@ -235,6 +383,37 @@ int local_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res)
 		eng_txn_res_release(res);
 	local_stat_record(l, &l->st_txn, t0, rc);
 	return rc;
+}
+
+int local_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
+                    void *arg)
+{
+	struct local *l = (struct local *)e;
+	struct commit_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return ENG_E_NOMEM;
+	r->type = CREQ_TXN;
+	r->txn = txn;
+	r->tres = &r->ares;
+	r->barrier = txn_is_barrier(txn);
+	r->bytes = txn_bytes(txn);
+	r->done_fn = done;
+	r->done_arg = arg;
+	r->t0 = eng_now_mono_ns();
+	pthread_mutex_lock(&l->q_lock);
+	if (l->q_closed || !l->q_started) {
+		pthread_mutex_unlock(&l->q_lock);
+		free(r);
+		return ENG_E_CLOSED;
+	}
+	enqueue(l, r);
+	l->q_async++;
+	/* Nobody leads: the committer will (a leader hands off to it). */
+	if (!l->q_leading)
+		pthread_cond_signal(&l->q_cond);
+	pthread_mutex_unlock(&l->q_lock);
+	return 0;
 }
 
 int local_compact(eng *e, eng_rev_t rev, bool wait)

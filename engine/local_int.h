@@ -50,11 +50,20 @@ struct local {
 	_Atomic int64_t compact_rev;
 	_Atomic int64_t keys;
 
-	/* The commit queue. */
+	/* The commit queue (local_commit.c). */
 	pthread_mutex_t q_lock;
 	struct commit_req *q_head; /* protected by q_lock */
 	struct commit_req *q_tail; /* protected by q_lock */
 	bool q_closed;             /* protected by q_lock */
+	bool q_leading;            /* protected by q_lock: a group is led */
+	/* Asynchronous requests committed, to complete in order. */
+	struct commit_req *q_done;      /* protected by q_lock */
+	struct commit_req *q_done_tail; /* protected by q_lock */
+	size_t q_async;        /* protected by q_lock: queued or completing */
+	bool q_stop;           /* protected by q_lock */
+	pthread_cond_t q_cond; /* wakes the committer thread */
+	bool q_started;
+	pthread_t q_thread;
 	/* Only the current commit leader touches these. */
 	struct overlay *ov;
 	leveldb_writebatch_t *wb;
@@ -223,16 +232,27 @@ struct commit_req {
 	bool barrier;                 /* must lead its group */
 	size_t bytes;                 /* rough size, for group bounds */
 	int rc;
-	bool done; /* protected by q_lock */
-	pthread_cond_t cv;
+	bool done;               /* protected by q_lock */
+	pthread_cond_t cv;       /* synchronous requests only */
 	struct commit_req *next; /* protected by q_lock */
+	/* Asynchronous requests (eng_txn_async): heap-allocated, completed
+	 * and freed by the committer thread. */
+	eng_txn_done_fn done_fn;
+	void *done_arg;
+	struct eng_txn_res ares; /* the result tres points to */
+	int64_t t0;              /* queued at, for the stats */
 };
 
 /* Queue r and wait until it is committed; returns r->rc. */
 int local_commit(struct local *l, struct commit_req *r);
-/* Reject new requests and wait until the queue is empty. */
+/* Start the committer thread (asynchronous requests). */
+int local_commit_start(struct local *l);
+/* Reject new requests, wait until the queue is empty and every
+ * asynchronous request has completed, and stop the committer thread. */
 void local_commit_close(struct local *l);
 int local_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res);
+int local_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
+                    void *arg);
 int local_compact(eng *e, eng_rev_t rev, bool wait);
 
 /* ---- local_apply.c: run by the commit leader ---- */

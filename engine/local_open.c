@@ -358,6 +358,8 @@ static int start_threads(struct local *l)
 	int rc;
 
 	rc = local_compactor_start(l);
+	if (!rc)
+		rc = local_commit_start(l);
 	if (rc)
 		return rc;
 	if (pthread_create(&l->bg_thread, NULL, bg_main, l))
@@ -601,6 +603,7 @@ static const struct eng_backend_ops local_ops = {
     .close = local_close,
     .range = local_range,
     .txn = local_txn,
+    .txn_async = local_txn_async,
     .history = local_history,
     .snap_open = local_snap_open,
     .snap_release = local_snap_release,

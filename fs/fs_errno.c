@@ -41,6 +41,8 @@ int fs_errno(int eng_err)
 		return EAGAIN;
 	case ENG_E_TIMEOUT:
 		return ETIMEDOUT;
+	case ENG_E_NOT_SUPPORTED:
+		return ENOTSUP;
 	case ENG_E_UNAVAILABLE:
 	case ENG_E_CLOSED:
 	case ENG_E_IO:
