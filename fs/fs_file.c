@@ -15,8 +15,15 @@
  * only by O_CREAT or O_TRUNC (no write yet) is not committed by flush but by
  * fsync, utimens (touch) or the release: the shell's `echo x > f` opens,
  * dup2()s and closes the file before writing, and that first close must not
- * cost a revision of its own.  Concurrent commits of different files run their
- * eng_txn concurrently and share the engine's group commit.
+ * cost a revision of its own.  Concurrent commits of different files share the
+ * engine's group commit.  A close's or an fsync's commit is queued with
+ * eng_txn_async and answered by its completion (acommit_done, on the
+ * engine's committer thread), so the FUSE worker serves other requests
+ * while the group's fsync runs instead of sleeping through it; the buffer
+ * is marked clean when the commit is queued and dirty again if it is
+ * refused.  Conditional (ifrev) files and backends without asynchronous
+ * commits (etcd) commit synchronously.  fs_op_destroy waits for commits in
+ * flight before the session goes.
  *
  * A descriptor opened only for reading reads one version: the one current
  * at open (or the write buffer, if this mount is writing the file, so that
@@ -41,9 +48,12 @@
  * KEY@ifrev=REV inodes have their own buffer; their commit is a txn that
  * puts only if KEY's mod_revision is still <= REV, else ESTALE.  History
  * files are generated (fs_history.c); control files come from the special
- * table.  Locking: in->lock guards the buffer and is held across the commit
- * of that inode (so two closes of one file commit in turn); no other lock
- * is held across an engine call.
+ * table.  Locking: in->lock guards the buffer and is held while a commit of
+ * that inode is queued or, when synchronous, runs (so two closes of one
+ * file commit in turn, in order); no other lock is held across an engine
+ * call.  The completion takes in->lock: the engine runs it on a thread that
+ * holds no lock, and a holder of in->lock waiting for a synchronous commit
+ * leads that commit itself (engine/local_commit.c).
  */
 #include "fs_ctl.h"
 #include "fs_int.h"
@@ -267,6 +277,169 @@ static int commit_locked(struct fs *fs, struct fs_inode *in)
 	cache_forget_locked(in);
 	free(key);
 	return 0;
+}
+
+/*
+ * A close's or an fsync's commit in flight (eng_txn_async): the request to
+ * answer, and the key and a copy of the value, which the engine reads
+ * until the completion.  The descriptor, hence the inode and its buffer,
+ * stays open until the answer: the kernel sends RELEASE after FLUSH's
+ * reply and an fsync holds its file.
+ */
+struct fs_acommit {
+	struct fs *fs;
+	fuse_req_t req;
+	struct fs_inode *in;
+	bool flush;
+	uint64_t seq; /* in->wbuf->commit_seq of this commit */
+	char *key;
+	size_t key_len;
+	struct eng_op op;
+	struct eng_txn txn;
+	size_t len;
+	char data[]; /* the value */
+};
+
+static void acommit_end(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->acommit_lock);
+	if (--fs->acommits == 0)
+		pthread_cond_broadcast(&fs->acommit_cond);
+	pthread_mutex_unlock(&fs->acommit_lock);
+}
+
+void fs_acommit_drain(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->acommit_lock);
+	while (fs->acommits > 0)
+		pthread_cond_wait(&fs->acommit_cond, &fs->acommit_lock);
+	pthread_mutex_unlock(&fs->acommit_lock);
+}
+
+/* Called by fuse_session_destroy(), before the session's memory goes. */
+void fs_op_destroy(void *userdata)
+{
+	fs_acommit_drain(userdata);
+}
+
+static void inval_attrs(struct fs *fs, fuse_ino_t ino);
+
+/*
+ * The completion, on the engine's committer thread (no lock held): what
+ * commit_locked does after its eng_put, then the answer.  The buffer was
+ * marked clean when the commit was queued; a refused commit makes it
+ * dirty again unless it changed or was queued again since (the newer
+ * commit carries the whole newer value).
+ */
+static void acommit_done(void *arg, int rc, const struct eng_txn_res *res)
+{
+	struct fs_acommit *ac = arg;
+	struct fs *fs = ac->fs;
+	struct fs_inode *in = ac->in;
+	struct fs_wbuf *wb;
+	eng_rev_t rev = rc == 0 ? res->header_rev : 0;
+	bool latest;
+
+	fs_own_end(fs, rev);
+	pthread_mutex_lock(&in->lock);
+	wb = in->wbuf;
+	latest = wb->commit_seq == ac->seq && !wb->dirty;
+	/* The key's lease expired meanwhile: keep the data. */
+	if (rc == ENG_E_LEASE_NOT_FOUND && latest)
+		rc = fs_eng_put(fs, ac->key, ac->key_len, ac->data, ac->len, 0,
+		                &rev, NULL);
+	if (rc < 0) {
+		fs_logf(rc == ENG_E_IO ? ENG_LOG_ERR : ENG_LOG_INFO,
+		        "commit of '%.*s' (%zu bytes) refused: %s",
+		        (int)ac->key_len, ac->key, ac->len, eng_strerror(rc));
+		if (latest)
+			wb->dirty = wb->written = true;
+		/* The kernel's size and pages show what was not stored. */
+		fs_inval_later(fs, in->ino);
+	} else {
+		fs_logf(ENG_LOG_DEBUG,
+		        "commit '%.*s' (%zu bytes) at revision %lld",
+		        (int)ac->key_len, ac->key, ac->len, (long long)rev);
+	}
+	/* The kernel's pages were written through: drop them at next open. */
+	cache_forget_locked(in);
+	pthread_mutex_unlock(&in->lock);
+	if (rc < 0) {
+		inval_attrs(fs, in->ino);
+		fs_reply_err(ac->req, fs_errno(rc),
+		             ac->flush ? "close" : "fsync", "'%.*s'",
+		             (int)ac->key_len, ac->key);
+	} else {
+		fuse_reply_err(ac->req, 0);
+	}
+	free(ac->key);
+	free(ac);
+	acommit_end(fs);
+}
+
+/*
+ * Queue the commit of in's dirty buffer for req and return: the worker
+ * thread goes back to serving requests while the group commit's fsync
+ * runs, and acommit_done() answers.  Called with in->lock held, which
+ * fixes the commit's place in the commit order against every other commit
+ * of the inode.  Returns 1 if queued, 0 if the caller must commit
+ * synchronously (a conditional KEY@ifrev file, or a backend without
+ * asynchronous commits), or -errno (nothing queued).
+ */
+static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
+                                struct fs_inode *in, bool flush)
+{
+	struct fs_wbuf *wb = in->wbuf;
+	struct fs_acommit *ac;
+	int rc;
+
+	if (in->kind == FS_I_IFREV ||
+	    __atomic_load_n(&fs->no_acommit, __ATOMIC_RELAXED))
+		return 0;
+	ac = malloc(sizeof(*ac) + wb->len);
+	if (!ac)
+		return -ENOMEM;
+	memset(ac, 0, sizeof(*ac));
+	rc = fs_inode_key(fs, in, &ac->key, &ac->key_len);
+	if (rc < 0) {
+		free(ac);
+		return rc;
+	}
+	ac->fs = fs;
+	ac->req = req;
+	ac->in = in;
+	ac->flush = flush;
+	ac->len = wb->len;
+	if (wb->len)
+		memcpy(ac->data, wb->data, wb->len);
+	ac->op = (struct eng_op){.type = ENG_OP_PUT,
+	                         .key = ac->key,
+	                         .key_len = ac->key_len,
+	                         .value = ac->data,
+	                         .value_len = ac->len,
+	                         .lease = wb->lease};
+	ac->txn.success = &ac->op;
+	ac->txn.nsuccess = 1;
+	ac->seq = wb->commit_seq + 1;
+	pthread_mutex_lock(&fs->acommit_lock);
+	fs->acommits++;
+	pthread_mutex_unlock(&fs->acommit_lock);
+	fs_own_begin(fs);
+	rc = eng_txn_async(fs->e, &ac->txn, acommit_done, ac);
+	if (rc < 0) {
+		fs_own_end(fs, 0);
+		acommit_end(fs);
+		free(ac->key);
+		free(ac);
+		if (rc != ENG_E_NOT_SUPPORTED)
+			return -fs_errno(rc);
+		__atomic_store_n(&fs->no_acommit, true, __ATOMIC_RELAXED);
+		return 0;
+	}
+	/* The completion waits for in->lock: these are set before it runs. */
+	wb->commit_seq = ac->seq;
+	wb->dirty = wb->written = false;
+	return 1;
 }
 
 /*
@@ -987,20 +1160,32 @@ static int special_commit(struct fs *fs, struct fs_fh *fh)
 	return rc;
 }
 
-static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush)
+/*
+ * Commit a descriptor's buffer for a close (flush) or an fsync.  With req,
+ * a commit that can run asynchronously is queued and 1 returned: the
+ * completion answers req.  Otherwise returns 0 or -errno.
+ */
+static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush,
+                     fuse_req_t req)
 {
+	struct fs_inode *in = fh->in;
+	struct fs_wbuf *wb;
 	int rc = 0;
 
 	if (!fh->writer)
 		return 0;
-	if (fh->in->kind == FS_I_SPECIAL)
+	if (in->kind == FS_I_SPECIAL)
 		return special_commit(fs, fh);
-	pthread_mutex_lock(&fh->in->lock);
-	if (fh->in->wbuf && fh->in->wbuf->error)
-		rc = -fh->in->wbuf->error;
-	else if (!flush || (fh->in->wbuf && fh->in->wbuf->written))
-		rc = commit_locked(fs, fh->in);
-	pthread_mutex_unlock(&fh->in->lock);
+	pthread_mutex_lock(&in->lock);
+	wb = in->wbuf;
+	if (wb && wb->error) {
+		rc = -wb->error;
+	} else if (wb && wb->dirty && !wb->orphan && (!flush || wb->written)) {
+		rc = req ? acommit_queue_locked(fs, req, in, flush) : 0;
+		if (rc == 0)
+			rc = commit_locked(fs, in);
+	}
+	pthread_mutex_unlock(&in->lock);
 	return rc;
 }
 
@@ -1084,8 +1269,10 @@ static void commit_reply(fuse_req_t req, fuse_ino_t ino,
                          struct fuse_file_info *fi, bool flush)
 {
 	struct fs *fs = req_fs(req);
-	int rc = commit_fh(fs, fh_of(fi), flush);
+	int rc = commit_fh(fs, fh_of(fi), flush, req);
 
+	if (rc == 1)
+		return; /* queued: acommit_done() answers */
 	if (rc < 0) {
 		char *key = fs_inode_key_str(fs, fh_of(fi)->in);
 

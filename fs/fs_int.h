@@ -45,16 +45,17 @@ enum fs_ikind {
 struct fs_wbuf {
 	char *data;
 	size_t len, cap;
-	bool dirty;        /* differs from the store: commit it */
-	bool written;      /* dirty by a write or truncate, not only by
-	                      O_CREAT/O_TRUNC: flush commits only then */
-	int nwriters;      /* open write handles sharing it */
-	eng_lease_t lease; /* the lease the key had at open (kept) */
-	bool orphan;       /* unlinked while open: never committed */
-	int error;         /* sticky errno of a refused write (EFBIG): every
-	                      later write, truncate, flush and fsync fails
-	                      with it and nothing is committed, until the
-	                      last writer closes */
+	bool dirty;          /* differs from the store: commit it */
+	bool written;        /* dirty by a write or truncate, not only by
+	                        O_CREAT/O_TRUNC: flush commits only then */
+	int nwriters;        /* open write handles sharing it */
+	eng_lease_t lease;   /* the lease the key had at open (kept) */
+	bool orphan;         /* unlinked while open: never committed */
+	int error;           /* sticky errno of a refused write (EFBIG): every
+	                        later write, truncate, flush and fsync fails
+	                        with it and nothing is committed, until the
+	                        last writer closes */
+	uint64_t commit_seq; /* asynchronous commits queued so far */
 };
 
 /*
@@ -139,6 +140,11 @@ struct fs {
 	/* The newest revision whose invalidations and replays the notifier
 	 * has handed on (atomic). */
 	eng_rev_t notified_rev;
+	/* Asynchronous commits of closes and fsyncs (fs_file.c). */
+	pthread_mutex_t acommit_lock;
+	pthread_cond_t acommit_cond;
+	size_t acommits; /* protected by acommit_lock: in flight */
+	bool no_acommit; /* the backend has no eng_txn_async (atomic) */
 	pthread_mutex_t handles_lock;
 	struct fs_hlink file_handles; /* protected by handles_lock */
 	struct fs_hlink dir_handles;  /* protected by handles_lock */
@@ -245,6 +251,10 @@ int fs_name_to_key(struct fs *fs, struct fs_inode *parent, const char *name,
 size_t fs_key_parent_len(const char *key, size_t key_len, size_t min);
 
 void fs_op_init(void *userdata, struct fuse_conn_info *conn);
+void fs_op_destroy(void *userdata);
+/* Wait until every asynchronous commit of a close or fsync has answered
+ * (fs_file.c; before the session goes away). */
+void fs_acommit_drain(struct fs *fs);
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_op_forget_multi(fuse_req_t req, size_t count,

@@ -19,6 +19,7 @@
 
 static const struct fuse_lowlevel_ops ops = {
     .init = fs_op_init,
+    .destroy = fs_op_destroy,
     .lookup = fs_op_lookup,
     .forget = fs_op_forget,
     .forget_multi = fs_op_forget_multi,
@@ -85,6 +86,8 @@ int fs_new(eng *e, const struct fs_config *cfg, struct fs **out)
 	fs->notify_efd = -1;
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	pthread_mutex_init(&fs->acommit_lock, NULL);
+	pthread_cond_init(&fs->acommit_cond, NULL);
 	fs->file_handles.prev = fs->file_handles.next = &fs->file_handles;
 	fs->dir_handles.prev = fs->dir_handles.next = &fs->dir_handles;
 	fs->prefix = malloc(plen + 2);
@@ -114,6 +117,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_acommit_drain(fs);
 	fs_stop_notifier(fs);
 	if (fs->by_ino) {
 		fs_commit_all(fs);
@@ -126,6 +130,8 @@ void fs_free(struct fs *fs)
 	fs_itab_free(fs);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pthread_mutex_destroy(&fs->acommit_lock);
+	pthread_cond_destroy(&fs->acommit_cond);
 	free(fs->own_revs);
 	free(fs->prefix);
 	free(fs);
