@@ -76,37 +76,57 @@ etcd_start_single() {
 
 # etcd_start_cluster DIR N: N members; sets ETCD_URLS (array), ETCD_MPIDS
 # (array), ETCD_MPORTS (client ports) and ETCD_CLUSTER (for restarts).
+# A port found free can be taken by another program before etcd binds it
+# (a member then exits: "address already in use"): up to 3 tries, each with
+# new ports and new data directories.
 etcd_start_cluster() {
-	local dir=$1 n=$2 i p cluster="" ok
+	local dir=$1 n=$2 try i p cluster ok
 	mkdir -p "$dir"
-	ETCD_URLS=()
-	ETCD_MPIDS=()
-	ETCD_MPORTS=()
-	for ((i = 0; i < n; i++)); do
-		p=$(etcd_free_port) || return 1
-		# keep the ports of earlier members out of the way
-		while [[ " ${ETCD_MPORTS[*]:-} " == *" $p "* ]] ||
-			[[ " ${ETCD_MPORTS[*]:-} " == *" $((p - 1)) "* ]] ||
-			[[ " ${ETCD_MPORTS[*]:-} " == *" $((p + 1)) "* ]]; do
+	for try in 1 2 3; do
+		ETCD_URLS=()
+		ETCD_MPIDS=()
+		ETCD_MPORTS=()
+		cluster=""
+		for ((i = 0; i < n; i++)); do
 			p=$(etcd_free_port) || return 1
+			# keep the ports of earlier members out of the way
+			while [[ " ${ETCD_MPORTS[*]:-} " == *" $p "* ]] ||
+				[[ " ${ETCD_MPORTS[*]:-} " == *" $((p - 1)) "* ]] ||
+				[[ " ${ETCD_MPORTS[*]:-} " == *" $((p + 1)) "* ]]; do
+				p=$(etcd_free_port) || return 1
+			done
+			ETCD_MPORTS+=("$p")
+			cluster="$cluster${cluster:+,}m$i=http://127.0.0.1:$((p + 1))"
 		done
-		ETCD_MPORTS+=("$p")
-		cluster="$cluster${cluster:+,}m$i=http://127.0.0.1:$((p + 1))"
-	done
-	ETCD_CLUSTER=$cluster
-	for ((i = 0; i < n; i++)); do
-		p=${ETCD_MPORTS[$i]}
-		ETCD_MPIDS+=("$(etcd_spawn "m$i" "$dir" "$p" "$((p + 1))" \
-			"$cluster" new)")
-		ETCD_URLS+=("http://127.0.0.1:$p")
-	done
-	for i in $(seq 1 150); do
-		ok=1
-		for p in "${ETCD_URLS[@]}"; do
-			etcd_healthy "$p" || ok=0
+		ETCD_CLUSTER=$cluster
+		for ((i = 0; i < n; i++)); do
+			p=${ETCD_MPORTS[$i]}
+			ETCD_MPIDS+=("$(etcd_spawn "m$i" "$dir" "$p" \
+				"$((p + 1))" "$cluster" new)")
+			ETCD_URLS+=("http://127.0.0.1:$p")
 		done
-		[ "$ok" = 1 ] && return 0
-		sleep 0.2
+		for i in $(seq 1 150); do
+			ok=1
+			for p in "${ETCD_URLS[@]}"; do
+				etcd_healthy "$p" || ok=0
+			done
+			[ "$ok" = 1 ] && return 0
+			# a member that exited will not come back: try again
+			for p in "${ETCD_MPIDS[@]}"; do
+				kill -0 "$p" 2>/dev/null || ok=dead
+			done
+			[ "$ok" = dead ] && break
+			sleep 0.2
+		done
+		for p in "${ETCD_MPIDS[@]}"; do
+			kill -9 "$p" 2>/dev/null
+		done
+		for p in "${ETCD_MPIDS[@]}"; do
+			while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+		done
+		for ((i = 0; i < n; i++)); do
+			rm -rf "$dir/m$i.etcd"
+		done
 	done
 	return 1
 }
