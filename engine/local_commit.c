@@ -19,11 +19,12 @@
  * request is done; an asynchronous request (eng_txn_async) has no waiting
  * thread, so when only such requests are queued the committer thread
  * leads.  The leadership is handed to the first synchronous request still
- * queued, else to the committer thread.  The committer thread also runs
- * the asynchronous requests' completions, in commit order, holding no
- * lock and not leading: a completion may block on a lock of the caller
- * whose holder waits for a synchronous commit, and that holder can always
- * lead its commit itself.
+ * queued, else to the committer thread.  A completer thread runs the
+ * asynchronous requests' completions, in commit order, holding no lock and
+ * never leading: a completion may block on a lock of the caller whose
+ * holder waits for a synchronous commit, and that holder can always lead
+ * its commit itself; and the next group's fsync runs while the previous
+ * group's completions answer their callers.
  *
  * q_lock is held only to queue, dequeue and hand over: never while
  * applying or writing, so queuing writers and readers never wait for an
@@ -234,7 +235,7 @@ static void lead_next(struct local *l)
 			break;
 	}
 	if (async)
-		pthread_cond_signal(&l->q_cond);
+		pthread_cond_signal(&l->q_done_cond);
 }
 
 /*
@@ -290,12 +291,35 @@ static size_t complete(struct local *l, struct commit_req *list)
 }
 
 /*
- * The committer thread: completes the asynchronous requests (their
- * callbacks may block on the caller's locks: it holds none and does not
- * lead meanwhile) and leads the groups nobody else leads, i.e. when only
+ * The committer thread leads the groups nobody else leads, i.e. when only
  * asynchronous requests are queued.
  */
 static void *committer_main(void *arg)
+{
+	struct local *l = arg;
+
+	pthread_mutex_lock(&l->q_lock);
+	for (;;) {
+		if (l->q_head && !l->q_leading) {
+			l->q_leading = true;
+			lead_next(l);
+			continue;
+		}
+		if (l->q_stop)
+			break;
+		pthread_cond_wait(&l->q_cond, &l->q_lock);
+	}
+	pthread_mutex_unlock(&l->q_lock);
+	return NULL;
+}
+
+/*
+ * The completer thread runs the asynchronous requests' completions, in
+ * commit order.  A completion may block on a caller's lock: this thread
+ * holds none and never leads, and the next group's fsync runs meanwhile
+ * on the leader's thread.
+ */
+static void *completer_main(void *arg)
 {
 	struct local *l = arg;
 
@@ -312,14 +336,9 @@ static void *committer_main(void *arg)
 			l->q_async -= n;
 			continue;
 		}
-		if (l->q_head && !l->q_leading) {
-			l->q_leading = true;
-			lead_next(l);
-			continue;
-		}
 		if (l->q_stop)
 			break;
-		pthread_cond_wait(&l->q_cond, &l->q_lock);
+		pthread_cond_wait(&l->q_done_cond, &l->q_lock);
 	}
 	pthread_mutex_unlock(&l->q_lock);
 	return NULL;
@@ -329,12 +348,26 @@ int local_commit_start(struct local *l)
 {
 	if (pthread_cond_init(&l->q_cond, NULL))
 		return ENG_E_NOMEM;
-	if (pthread_create(&l->q_thread, NULL, committer_main, l)) {
+	if (pthread_cond_init(&l->q_done_cond, NULL)) {
 		pthread_cond_destroy(&l->q_cond);
 		return ENG_E_NOMEM;
 	}
+	if (pthread_create(&l->q_thread, NULL, committer_main, l))
+		goto fail;
+	if (pthread_create(&l->q_done_thread, NULL, completer_main, l)) {
+		pthread_mutex_lock(&l->q_lock);
+		l->q_stop = true;
+		pthread_cond_signal(&l->q_cond);
+		pthread_mutex_unlock(&l->q_lock);
+		pthread_join(l->q_thread, NULL);
+		goto fail;
+	}
 	l->q_started = true;
 	return 0;
+fail:
+	pthread_cond_destroy(&l->q_cond);
+	pthread_cond_destroy(&l->q_done_cond);
+	return ENG_E_NOMEM;
 }
 
 void local_commit_close(struct local *l)
@@ -360,9 +393,12 @@ void local_commit_close(struct local *l)
 	pthread_mutex_lock(&l->q_lock);
 	l->q_stop = true;
 	pthread_cond_signal(&l->q_cond);
+	pthread_cond_signal(&l->q_done_cond);
 	pthread_mutex_unlock(&l->q_lock);
 	pthread_join(l->q_thread, NULL);
+	pthread_join(l->q_done_thread, NULL);
 	pthread_cond_destroy(&l->q_cond);
+	pthread_cond_destroy(&l->q_done_cond);
 	l->q_started = false;
 }
 

@@ -62,8 +62,10 @@ struct local {
 	size_t q_async;        /* protected by q_lock: queued or completing */
 	bool q_stop;           /* protected by q_lock */
 	pthread_cond_t q_cond; /* wakes the committer thread */
+	pthread_cond_t q_done_cond; /* wakes the completer thread */
 	bool q_started;
-	pthread_t q_thread;
+	pthread_t q_thread;      /* leads when only async requests wait */
+	pthread_t q_done_thread; /* runs the completions */
 	/* Only the current commit leader touches these. */
 	struct overlay *ov;
 	leveldb_writebatch_t *wb;
