@@ -795,7 +795,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	enum fs_ikind kind = FS_I_FILE;
 	eng_rev_t rev = 0;
 	char *key = NULL;
-	size_t key_len;
+	size_t key_len, size = 0;
 	int rc;
 
 	if (!p) {
@@ -858,6 +858,8 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = kind == FS_I_IFREV && in->wbuf
 	         ? -ESTALE /* another conditional writer of REV: see above */
 	         : wbuf_join(in, &cur, (fi->flags & O_TRUNC) != 0);
+	if (rc == 0)
+		size = in->wbuf->len;
 	pthread_mutex_unlock(&in->lock);
 	if (rc < 0) {
 		fs_inode_forget(fs, in->ino, 1);
@@ -866,9 +868,12 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fh->writer = true;
 	if (kind == FS_I_IFREV)
 		fi->direct_io = 1;
-	rc = fs_inode_stat(fs, in, &ep.attr);
-	if (rc < 0)
-		fs_fill_file_attr(fs, in, NULL, &ep.attr);
+	/* As fs_inode_stat() of a pending file, from the read above. */
+	fs_fill_file_attr(fs, in, &cur, &ep.attr);
+	ep.attr.st_size = (off_t)size;
+	ep.attr.st_blocks = (ep.attr.st_size + 511) / 512;
+	if (kind == FS_I_IFREV && cur.mod_rev == 0)
+		ep.attr.st_mode = S_IFREG | 0200;
 	ep.ino = in->ino;
 	ep.attr_timeout = ep.entry_timeout =
 	    kind == FS_I_IFREV ? 0 : fs->cfg.attr_timeout;
