@@ -18,7 +18,7 @@
  * cost a revision of its own.  Concurrent commits of different files share the
  * engine's group commit.  A close's or an fsync's commit is queued with
  * eng_txn_async and answered by its completion (acommit_done, on the
- * engine's committer thread), so the FUSE worker serves other requests
+ * engine's completer thread), so the FUSE worker serves other requests
  * while the group's fsync runs instead of sleeping through it; the buffer
  * is marked clean when the commit is queued and dirty again if it is
  * refused.  Conditional (ifrev) files and backends without asynchronous
@@ -325,7 +325,7 @@ void fs_op_destroy(void *userdata)
 static void inval_attrs(struct fs *fs, fuse_ino_t ino);
 
 /*
- * The completion, on the engine's committer thread (no lock held): what
+ * The completion, on the engine's completer thread (no lock held): what
  * commit_locked does after its eng_put, then the answer.  The buffer was
  * marked clean when the commit was queued; a refused commit makes it
  * dirty again unless it changed or was queued again since (the newer
