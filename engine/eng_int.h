@@ -206,6 +206,16 @@ int local_read_events(struct local *l, eng_rev_t from, eng_rev_t to,
 eng_rev_t local_current_rev(struct local *l);
 eng_rev_t local_compact_rev(struct local *l);
 
+/* ---- provided by the local core, called by engine.c ---- */
+
+/*
+ * eng_get's fast path: key (already checked) at the current revision, no
+ * snapshot; *kv as eng_get's (mod_rev 0 if missing).  One LevelDB point
+ * read, without the snapshot and revision record of a range.
+ */
+int local_get_latest(struct local *l, const void *key, size_t key_len,
+                     struct eng_kv *kv);
+
 /* ---- leases: lease.c keeps deadlines; the core keeps the truth ---- */
 
 /*

@@ -443,11 +443,17 @@ int eng_get(eng *e, const void *key, size_t key_len, eng_rev_t rev,
 	    .snap = snap,
 	};
 	struct eng_range_res res;
+	struct local *l;
 	int rc;
 
 	if (!kv)
 		return ENG_E_INVAL;
 	memset(kv, 0, sizeof(*kv));
+	/* The common case (a stat, an open, a create's check) is one point
+	 * read in the local backend: no range, snapshot or result arena. */
+	if (e && !snap && rev == 0 && key_ok(key, key_len) &&
+	    (l = local_from_eng(e)) != NULL)
+		return local_get_latest(l, key, key_len, kv);
 	rc = eng_range(e, &req, &res);
 	if (rc == 0 && res.n == 1)
 		rc = kv_copy_out(&res.kvs[0], kv);

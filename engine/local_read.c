@@ -551,6 +551,70 @@ out:
 	return rc;
 }
 
+/*
+ * eng_get of one key at the current revision without a snapshot: one
+ * LevelDB Get.  A Get is atomic (it sees every write batch up to one
+ * sequence number), a key's latest record is never removed by compaction,
+ * and eng_get reports no revision, so neither a snapshot nor the revision
+ * record (lread_open's) is needed.  Like any current read it may see a
+ * group that is written but whose writers were not yet answered.
+ */
+int local_get_latest(struct local *l, const void *key, size_t key_len,
+                     struct eng_kv *kv)
+{
+	int64_t t0 = eng_now_mono_ns();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	struct cbuf lk = {0};
+	char *err = NULL, *p = NULL, *buf;
+	struct rec r;
+	size_t n;
+	int rc;
+
+	memset(kv, 0, sizeof(*kv));
+	if (!ro || codec_latest_key(&lk, key, key_len)) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	p = leveldb_get(l->db, ro, lk.p, lk.len, &n, &err);
+	if (err) {
+		rc = local_ldb_err(l, err, "get");
+		goto out;
+	}
+	rc = 0;
+	if (!p)
+		goto out; /* missing: mod_rev 0 */
+	rc = codec_rec_decode(p, n, &r);
+	if (rc)
+		goto out;
+	/* One block for key and value, as eng_kv_release expects. */
+	buf = malloc(key_len + r.val_len + 1);
+	if (!buf) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	memcpy(buf, key, key_len);
+	kv->key = buf;
+	kv->key_len = key_len;
+	if (r.type == REC_PUT) {
+		if (r.val_len)
+			memcpy(buf + key_len, r.val, r.val_len);
+		kv->value = buf + key_len;
+		kv->value_len = r.val_len;
+	}
+	kv->create_rev = r.create_rev;
+	kv->mod_rev = r.mod_rev;
+	kv->version = r.version;
+	kv->lease = r.lease;
+	kv->mtime_ns = r.mtime_ns;
+out:
+	leveldb_free(p);
+	if (ro)
+		leveldb_readoptions_destroy(ro);
+	cbuf_free(&lk);
+	local_stat_record(l, &l->st_range, t0, rc);
+	return rc;
+}
+
 /* -------------------------------------------------------------- history */
 
 int local_history(eng *e, const void *key, size_t key_len, eng_rev_t from,

@@ -17,6 +17,12 @@
  * revision is the same catch-up.  Writers therefore never wait for a watcher,
  * and a watcher that stops reading costs at most its queue.
  *
+ * Pacing: a dispatcher that just fanned events out naps WATCH_PACE_NS (1 ms)
+ * before it waits for the next publish, so under a stream of commits it
+ * wakes once per nap for all the revisions published meanwhile, and the
+ * committer's signal finds no waiter to wake.  A revision published after a
+ * quiet spell is fanned out at once; none waits more than one nap.
+ *
  * Invariants:
  *  - Every event with revision >= win_start is in the window (or not yet
  *    published); the window drops whole revisions, only dispatched ones.
@@ -47,8 +53,11 @@
 #define WATCH_CHUNK 512
 /* Window events a catching-up reader scans per hold of the hub's lock, and
  * at most under the registry lock to go live. */
-#define WATCH_SCAN          1024
-#define LIVE_SCAN           (4 * WATCH_BATCH)
+#define WATCH_SCAN 1024
+#define LIVE_SCAN  (4 * WATCH_BATCH)
+/* After fanning events out the dispatcher naps this long before it waits
+ * again (see hub_thread): the most a revision waits for a busy hub. */
+#define WATCH_PACE_NS       1000000
 #define PROGRESS_MIN_MS     100
 #define PROGRESS_DEFAULT_MS 5000
 /* An empty queue keeps an array of at most this many slots. */
@@ -919,9 +928,20 @@ static void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
 	pthread_cond_timedwait(c, m, &ts);
 }
 
+/* Sleep without being a waiter on h->cond: publishes meanwhile cost no
+ * wake-up (signalling a condition nobody waits on is no system call). */
+static void pace(void)
+{
+	struct timespec ts = {0, WATCH_PACE_NS};
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
 static void *hub_thread(void *arg)
 {
 	struct watch_hub *h = arg;
+	bool busy = false; /* the last round fanned events out */
 
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
@@ -933,9 +953,21 @@ static void *hub_thread(void *arg)
 
 		if (from == to && !hole_now && !adv &&
 		    eng_now_mono_ns() < h->next_timer_ns) {
+			if (busy) {
+				/* Under load, one wake-up per pace for a
+				 * burst of revisions, not one per revision;
+				 * a revision after a quiet spell is fanned
+				 * out at once. */
+				busy = false;
+				pthread_mutex_unlock(&h->lock);
+				pace();
+				pthread_mutex_lock(&h->lock);
+				continue;
+			}
 			cond_wait_until(&h->cond, &h->lock, h->next_timer_ns);
 			continue;
 		}
+		busy = from < to;
 		pthread_mutex_unlock(&h->lock);
 
 		pthread_mutex_lock(&h->reg_lock);

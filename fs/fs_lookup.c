@@ -444,6 +444,68 @@ static bool pending_create(struct fs *fs, const char *key, size_t len)
 	return fs_inode_pending(fs, key, len);
 }
 
+/*
+ * What NAME is, in one read: the range [key, end of "key/") with '/' as
+ * delimiter from key_len on starts with the key itself if it exists, then
+ * its siblings whose next byte sorts before '/' ("key.txt"), then "key/"
+ * rolled up into one entry if anything lies under it.  With limit 1 the
+ * answer is the key (a file, with its value for the attributes), "key/"
+ * (a directory), nothing (neither), or a sibling: then only a second read
+ * can tell whether "key/" exists (*maybe_dir).  One read instead of a get
+ * and a prefix probe, which matters for the negative lookup before every
+ * create.  Returns 1 (file, *kv filled), 2 (directory), 0 or -errno.
+ */
+static int probe_name(struct fs *fs, const char *key, size_t dkey_len,
+                      eng_rev_t rev, struct eng_kv *kv, bool *maybe_dir)
+{
+	char *end = malloc(dkey_len + 1);
+	struct eng_range_res res = {0};
+	struct eng_range_req rq = {
+	    .key = key,
+	    .key_len = dkey_len - 1,
+	    .end = end,
+	    .rev = rev,
+	    .limit = 1,
+	    .delim = '/',
+	    .prefix_len = dkey_len - 1,
+	};
+	int rc;
+
+	*maybe_dir = false;
+	if (!end)
+		return -ENOMEM;
+	rq.end_len = eng_prefix_end(key, dkey_len, end);
+	rc = eng_range(fs->e, &rq, &res);
+	if (rc < 0) {
+		rc = -fs_errno(rc);
+		goto out;
+	}
+	rc = 0;
+	if (res.n == 0)
+		goto out;
+	if (res.kvs[0].is_prefix) {
+		/* Any prefix in the range lies under "key": at least one
+		 * byte past it, and the delimiter comes first. */
+		if (res.kvs[0].key_len == dkey_len &&
+		    memcmp(res.kvs[0].key, key, dkey_len) == 0)
+			rc = 2;
+		else
+			*maybe_dir = true;
+	} else if (res.kvs[0].key_len == dkey_len - 1 &&
+	           memcmp(res.kvs[0].key, key, dkey_len - 1) == 0) {
+		rc = 1;
+		*kv = res.kvs[0];
+		kv->key = NULL; /* kept: only the attributes are used */
+		kv->value = NULL;
+	} else {
+		*maybe_dir = res.more;
+	}
+out:
+	eng_range_res_release(&res);
+	free(end);
+	return rc;
+}
+
 /* Resolve a plain (or twin/hashed) segment of dir at rev. */
 static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
                          size_t dir_len, eng_rev_t rev, const char *name,
@@ -453,6 +515,7 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 	struct eng_kv kv = {0};
 	char *seg = NULL, *key = NULL;
 	size_t seg_len, key_len;
+	bool maybe_dir = true;
 	int rc;
 
 	rc = fs_name_decode(name, name_len, &dn);
@@ -477,12 +540,10 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 	/* key is "dir/seg/"; key_len - 1 is the file's key, unless the
 	 * segment is empty: "dir/" is the directory's own marker. */
 	if (!dn.twin && key_len > 1 && (dn.hashed || dn.len > 0)) {
-		rc = eng_get(fs->e, key, key_len - 1, rev, NULL, &kv);
-		if (rc < 0) {
-			rc = -fs_errno(rc);
+		rc = probe_name(fs, key, key_len, rev, &kv, &maybe_dir);
+		if (rc < 0)
 			goto fail;
-		}
-		if (kv.mod_rev > 0) {
+		if (rc == 1) {
 			reply_entry(req, fs, FS_I_FILE, rev, 0, key,
 			            key_len - 1, &kv);
 			goto out;
@@ -492,8 +553,13 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 			            NULL);
 			goto out;
 		}
+		if (rc == 2) {
+			reply_entry(req, fs, FS_I_DIR, rev, 0, key, key_len,
+			            NULL);
+			goto out;
+		}
 	}
-	rc = fs_prefix_exists(fs, key, key_len, rev, NULL);
+	rc = maybe_dir ? fs_prefix_exists(fs, key, key_len, rev, NULL) : 0;
 	if (rc < 0)
 		goto fail;
 	if (rc == 1) {
@@ -504,7 +570,6 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 fail:
 	fs_reply_err(req, -rc, "lookup", "'%s'", name);
 out:
-	eng_kv_release(&kv);
 	free(seg);
 	free(key);
 }

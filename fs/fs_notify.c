@@ -20,6 +20,12 @@
  * The engine's notify callback runs under engine locks, so it only writes
  * to an eventfd; a dedicated thread, holding no lock any FUSE operation
  * needs, reads the events and calls fuse_lowlevel_notify_inval_*.
+ *
+ * Pacing: after a round that had events the thread naps 1 ms before it
+ * polls again, so a stream of commits (this mount's own, mostly) costs one
+ * wake-up per millisecond rather than one per revision.  An event after a
+ * quiet spell is handled at once; none waits more than one nap longer
+ * (plus the engine dispatcher's own nap, engine/watch.c).
  */
 #include "fs_int.h"
 #include "fs_replay.h"
@@ -34,6 +40,8 @@
 #include <unistd.h>
 
 #define FS_NOTIFY_BATCH 256
+/* After a round with events, the thread naps this long before it polls. */
+#define FS_NOTIFY_PACE_NS 1000000
 
 static void on_watch(void *arg)
 {
@@ -303,6 +311,7 @@ static void drain_inval_queue(struct fs *fs)
 static void *notify_main(void *arg)
 {
 	struct fs *fs = arg;
+	bool busy = false; /* the last round had events */
 
 	while (!fs->notify_stop) {
 		struct pollfd pfd = {.fd = fs->notify_efd, .events = POLLIN};
@@ -310,6 +319,13 @@ static void *notify_main(void *arg)
 		struct eng_event *evs;
 		int n;
 
+		if (busy) {
+			/* Paced: see the top of this file. */
+			struct timespec ts = {0, FS_NOTIFY_PACE_NS};
+
+			nanosleep(&ts, NULL);
+			busy = false;
+		}
 		if (poll(&pfd, 1, 1000) > 0 &&
 		    read(fs->notify_efd, &cnt, sizeof(cnt)) < 0 &&
 		    errno != EAGAIN)
@@ -323,6 +339,8 @@ static void *notify_main(void *arg)
 
 			eng_rev_t seen = 0;
 			bool own = false;
+
+			busy = true;
 
 			for (int i = 0; i < n; i++) {
 				if (evs[i].type != ENG_EV_PUT &&
