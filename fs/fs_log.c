@@ -38,11 +38,21 @@ void fs_logf(enum eng_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* An errno's message without strerror()'s locale lookup (the daemon runs
+ * in the C locale, where the text is the same). */
+static const char *err_text(int err)
+{
+	const char *s = strerrordesc_np(err);
+
+	return s ? s : strerror(err);
+}
+
 void fs_reply_err(fuse_req_t req, int err, const char *op, const char *fmt, ...)
 {
-	char why[768];
+	char msg[1024];
 	va_list ap;
 	enum eng_log_level lvl;
+	int n;
 
 	/* A missing name is the normal answer of lookup: keep it quiet. */
 	if (err == ENOENT || err == ENODATA)
@@ -51,9 +61,19 @@ void fs_reply_err(fuse_req_t req, int err, const char *op, const char *fmt, ...)
 		lvl = ENG_LOG_ERR;
 	else
 		lvl = ENG_LOG_INFO;
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	fs_logf(lvl, "%s refused: %s (%s)", op, strerror(err), why);
+	if (log_sink) {
+		/* "OP refused: ERROR (WHY)", formatted once: this runs for
+		 * every negative lookup, before every create. */
+		n = snprintf(msg, sizeof(msg) - 1, "%s refused: %s (", op,
+		             err_text(err));
+		if (n >= 0 && (size_t)n < sizeof(msg) - 2) {
+			va_start(ap, fmt);
+			vsnprintf(msg + n, sizeof(msg) - 1 - (size_t)n, fmt,
+			          ap);
+			va_end(ap);
+			strcat(msg, ")");
+			log_sink(lvl, msg);
+		}
+	}
 	fuse_reply_err(req, err);
 }
