@@ -82,6 +82,7 @@ struct fs_fh {
 	char *sbuf;                /* control file content (read or written) */
 	size_t slen;
 	bool sdirty;
+	bool trunc_join; /* its O_TRUNC emptied a buffer another held */
 	bool held;       /* @leases/NAME: this descriptor holds the lease */
 	bool cache_user; /* one of in->cache_users */
 	uint64_t
@@ -182,9 +183,17 @@ static int wbuf_join(struct fs_inode *in, const struct eng_kv *cur, bool trunc)
 		wb->dirty = cur->mod_rev == 0 || (trunc && cur->value_len > 0);
 		__atomic_store_n(&in->wbuf, wb, __ATOMIC_RELEASE);
 	} else if (trunc && wb->len > 0) {
+		/* O_TRUNC of a buffer another descriptor holds: a change but
+		 * not a write, as for a buffer of its own.  This descriptor's
+		 * first close may be bash's close after dup2, before its write
+		 * (and the holder may only be the previous `>`, whose RELEASE
+		 * comes after this open): committing the empty value there
+		 * would cost a revision.  Its release commits the truncation
+		 * if nothing was written since (fs_op_release). */
 		wb->len = 0;
 		wb->dirty = true;
-		wb->written = true;
+		wb->nwriters++;
+		return 1;
 	}
 	wb->nwriters++;
 	return 0;
@@ -553,8 +562,11 @@ again:
 	/* The kernel's pages may soon hold bytes never committed. */
 	cache_forget_locked(in);
 	pthread_mutex_unlock(&in->lock);
-	if (rc == 0)
+	if (rc >= 0) {
 		fh->writer = true;
+		fh->trunc_join = rc == 1;
+		rc = 0;
+	}
 out:
 	eng_kv_release(&cur);
 	free(key);
@@ -858,7 +870,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = kind == FS_I_IFREV && in->wbuf
 	         ? -ESTALE /* another conditional writer of REV: see above */
 	         : wbuf_join(in, &cur, (fi->flags & O_TRUNC) != 0);
-	if (rc == 0)
+	if (rc >= 0)
 		size = in->wbuf->len;
 	pthread_mutex_unlock(&in->lock);
 	if (rc < 0) {
@@ -866,6 +878,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto fail;
 	}
 	fh->writer = true;
+	fh->trunc_join = rc == 1;
 	if (kind == FS_I_IFREV)
 		fi->direct_io = 1;
 	/* As fs_inode_stat() of a pending file, from the read above. */
@@ -1335,6 +1348,20 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			free(in->wbuf->data);
 			free(in->wbuf);
 			__atomic_store_n(&in->wbuf, NULL, __ATOMIC_RELEASE);
+		} else if (fs && fh->trunc_join && !in->wbuf->written) {
+			/* Its truncation is the buffer's only change (see
+			 * wbuf_join): commit it now, not at the holder's
+			 * close. */
+			rc = commit_locked(fs, in);
+			if (rc < 0) {
+				char *key = fs_inode_key_str(fs, in);
+
+				fs_logf(ENG_LOG_ERR,
+				        "release: the truncation of '%s' was "
+				        "refused: %s",
+				        FS_KSTR(key), strerror(-rc));
+				free(key);
+			}
 		}
 		pthread_mutex_unlock(&in->lock);
 	}

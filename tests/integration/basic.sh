@@ -54,6 +54,30 @@ assert_meta "truncate -s 5 takes one revision" "$N/a" "$R" $((R + 4)) 5
 assert_eq "stat size is the value's length" 5 "$(stat -c %s "$N/a")"
 R=$((R + 4))
 
+# `>` and `: >` while another descriptor holds the file open for writing
+# (under load the previous `>`'s RELEASE, which the kernel sends after
+# close returns, can come after the next `>`'s open: the same case)
+echo v1 >"$N/tj"
+R=$(modrev "$N/tj")
+exec 7>>"$N/tj"
+echo v2 >"$N/tj"
+assert_meta "echo > while another descriptor holds it: one revision" \
+	"$N/tj" "$R" $((R + 1)) 2
+assert_file_content "... with the new value" "$N/tj" $'v2\n'
+: >"$N/tj"
+assert_file_content ": > while another descriptor holds it empties it" \
+	"$N/tj" ""
+for ((i = 0; i < 40; i++)); do
+	[ "$(modrev "$N/tj")" = $((R + 2)) ] && break
+	sleep 0.05
+done
+assert_meta "... committed by its release in one revision" "$N/tj" \
+	"$R" $((R + 2)) 3
+exec 7>&-
+assert_meta "the holder's close commits nothing more" "$N/tj" \
+	"$R" $((R + 2)) 3
+rm "$N/tj"
+
 # writes in the middle, past the end, in many chunks, with fsync
 printf '0123456789' >"$N/mid"
 R=$(modrev "$N/mid")
