@@ -404,7 +404,7 @@ int main(int argc, char **argv)
 	fc.uid = getuid();
 	fc.gid = getgid();
 	fc.mountpoint = mnt;
-	fs_set_log_sink(rv_log_fs_sink);
+	fs_set_log_sink(rv_log_fs_sink, o.loglevel);
 	rc = fs_new(e, &fc, &fs);
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot start: %s", strerror(-rc));

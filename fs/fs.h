@@ -26,8 +26,14 @@ struct fs_config {
 
 struct fs;
 
-/* Log sink for fs/ (level as the engine's); NULL drops messages. */
-void fs_set_log_sink(void (*sink)(enum eng_log_level level, const char *msg));
+/*
+ * Log sink for fs/ (level as the engine's); NULL drops messages.  Only
+ * messages at `max` or more severe are formatted and passed to it (the
+ * sink's own threshold: a negative lookup's debug line then costs
+ * nothing).
+ */
+void fs_set_log_sink(void (*sink)(enum eng_log_level level, const char *msg),
+                     enum eng_log_level max);
 
 /* Returns 0 or -errno. */
 int fs_new(eng *e, const struct fs_config *cfg, struct fs **out);

@@ -13,17 +13,20 @@
 #include <string.h>
 
 static void (*log_sink)(enum eng_log_level level, const char *msg);
+static enum eng_log_level log_max;
 
-void fs_set_log_sink(void (*sink)(enum eng_log_level level, const char *msg))
+void fs_set_log_sink(void (*sink)(enum eng_log_level level, const char *msg),
+                     enum eng_log_level max)
 {
 	log_sink = sink;
+	log_max = max;
 }
 
 static void vlogf(enum eng_log_level level, const char *fmt, va_list ap)
 {
 	char buf[1024];
 
-	if (!log_sink)
+	if (!log_sink || level > log_max)
 		return;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	log_sink(level, buf);
@@ -61,7 +64,7 @@ void fs_reply_err(fuse_req_t req, int err, const char *op, const char *fmt, ...)
 		lvl = ENG_LOG_ERR;
 	else
 		lvl = ENG_LOG_INFO;
-	if (log_sink) {
+	if (log_sink && lvl <= log_max) {
 		/* "OP refused: ERROR (WHY)", formatted once: this runs for
 		 * every negative lookup, before every create. */
 		n = snprintf(msg, sizeof(msg) - 1, "%s refused: %s (", op,
