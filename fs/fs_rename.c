@@ -14,7 +14,10 @@
  * file rename holds the write buffers' locks of both names from its txn to
  * the rekey, so that a concurrent close of the source commits either before
  * the rename (which then moves the new value) or under the new name, never
- * back under the old one.  A directory rename does not (see reference.md).
+ * back under the old one; a close's commit queued before the lock was taken
+ * (asynchronous, fs_file.c) may not have landed yet, so a source missing
+ * from the store is looked for again behind it (still_missing).  A
+ * directory rename does not (see reference.md).
  */
 #include "fs_int.h"
 #include "fs_replay.h"
@@ -160,6 +163,33 @@ fail:
 	fs_reply_err(req, -rc, "unlink", "'%s'", name);
 }
 
+/*
+ * Whether a pending source is still missing from the store once every
+ * commit queued before this call has landed: 1, 0 (it is stored now) or
+ * -errno.  A close's commit of the source may be queued (eng_txn_async)
+ * and not applied yet, under the old name; the caller holds the source's
+ * inode lock, so no newer one can be queued, and a synchronous txn is
+ * committed after it.
+ */
+static int still_missing(struct fs *fs, const char *src, size_t src_len)
+{
+	struct eng_cmp cmp = {.key = src,
+	                      .key_len = src_len,
+	                      .target = ENG_CMP_VERSION,
+	                      .result = ENG_CMP_EQ,
+	                      .number = 0};
+	struct eng_txn t = {&cmp, 1, NULL, 0, NULL, 0};
+	struct eng_txn_res tr = {0};
+	int rc = eng_txn(fs->e, &t, &tr);
+
+	if (rc == 0)
+		rc = tr.succeeded ? 1 : 0;
+	else
+		rc = -fs_errno(rc);
+	eng_txn_res_release(&tr);
+	return rc;
+}
+
 static int rename_file(struct fs *fs, const char *src, size_t src_len,
                        const char *dst, size_t dst_len, unsigned flags)
 {
@@ -176,9 +206,17 @@ static int rename_file(struct fs *fs, const char *src, size_t src_len,
 			return -fs_errno(rc);
 		if (kv.mod_rev == 0) {
 			eng_kv_release(&kv);
+			if (!is_pending(fs, src, src_len))
+				return -ENOENT;
+			rc = still_missing(fs, src, src_len);
+			if (rc < 0)
+				return rc;
 			/* Not committed yet: the close will write the new
 			 * name (the inode is rekeyed). */
-			return is_pending(fs, src, src_len) ? 0 : -ENOENT;
+			if (rc == 1)
+				return 0;
+			rc = -EAGAIN; /* a close committed it meanwhile */
+			continue;
 		}
 		struct eng_cmp cmps[2] = {
 		    {.key = src,

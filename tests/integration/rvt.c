@@ -23,6 +23,8 @@
  *                        (tmpfiles DIR N: create two files, close and
  *                        unlink them, N times, as vim does with swap files;
  *                        rename2 A B noreplace|exchange: renameat2;
+ *                        closerename DIR N: create, write and close
+ *                        DIR/c<i>, renamed to DIR/r<i> during the close;
  *                        seekcheck DIR: telldir/seekdir/rewinddir give the
  *                        same entries again)
  *   rvt readpin PATH NEW open PATH, commit NEW through another open, read
@@ -302,6 +304,64 @@ static int rvt_readpin(int argc, char **argv)
 	return 0;
 }
 
+/* closerename: one descriptor's close, run while the file is renamed. */
+static void *rvt_close_thread(void *arg)
+{
+	int *fd = arg;
+
+	if (close(*fd) < 0)
+		*fd = -errno;
+	else
+		*fd = 0;
+	return NULL;
+}
+
+/*
+ * rvt try closerename DIR N: N times, create DIR/c<i> (never committed),
+ * write it, close it in a second thread and rename it to DIR/r<i> while
+ * the close's commit is on its way (a few hundred microseconds later).
+ */
+static int rvt_closerename(const char *dir, long n, char *step,
+                           size_t step_size)
+{
+	char a[4096], b[4096];
+
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		int fd;
+
+		snprintf(a, sizeof(a), "%s/c%ld", dir, i);
+		snprintf(b, sizeof(b), "%s/r%ld", dir, i);
+		fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0) {
+			snprintf(step, step_size, "open");
+			return errno;
+		}
+		if (write(fd, b, strlen(b)) != (ssize_t)strlen(b)) {
+			snprintf(step, step_size, "write");
+			return errno;
+		}
+		if (pthread_create(&t, NULL, rvt_close_thread, &fd)) {
+			snprintf(step, step_size, "thread");
+			return EAGAIN;
+		}
+		usleep((useconds_t)(i % 8) * 100);
+		if (rename(a, b) < 0) {
+			int err = errno;
+
+			pthread_join(t, NULL);
+			snprintf(step, step_size, "rename");
+			return err;
+		}
+		pthread_join(t, NULL);
+		if (fd < 0) {
+			snprintf(step, step_size, "close");
+			return -fd;
+		}
+	}
+	return 0;
+}
+
 /* rvt try OP ARGS...: one action, its errno printed. */
 static int rvt_try(int argc, char **argv)
 {
@@ -366,6 +426,9 @@ static int rvt_try(int argc, char **argv)
 		err = rvt_put(argv[1], O_WRONLY | O_CREAT | O_TRUNC, buf,
 		              (size_t)st.st_size, 0, step, sizeof(step));
 		free(buf);
+	} else if (!strcmp(op, "closerename") && argc == 3) {
+		err =
+		    rvt_closerename(argv[1], atol(argv[2]), step, sizeof(step));
 	} else if (!strcmp(op, "rename2") && argc == 4) {
 		unsigned int fl =
 		    !strcmp(argv[3], "noreplace")  ? RENAME_NOREPLACE

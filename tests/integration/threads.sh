@@ -59,6 +59,21 @@ assert_true "the pool stays bounded ($n threads, at most 64 workers)" \
 	test "$n" -le 80
 gone=$(comm -23 <(echo "$after") <(tids) | tr '\n' ' ')
 assert_eq "no thread exits after the writers are done" "" "$gone"
+# A close's commit is answered asynchronously (issue 4): a rename of the
+# file while that commit is queued must not leave it under the old name.
+mkdir "$MNT/cr"
+assert_succeeds "40 files renamed while their close commits" \
+	closerename "$MNT/cr" 40
+names=$(ls "$MNT/cr")
+assert_eq "every renamed file is under its new name only" \
+	"0 40" "$(grep -c '^c' <<<"$names") $(grep -c '^r' <<<"$names")"
+bad=""
+for ((i = 0; i < 40; i++)); do
+	got=$(cat "$MNT/cr/r$i" 2>/dev/null)
+	[ "$got" = "$MNT/cr/r$i" ] || bad="$bad r$i"
+done
+assert_eq "every renamed file has its content" "" "$(head -c 400 <<<"$bad")"
+
 assert_stop "clean unmount"
 
 # A close does not park its worker through the group commit's fsync: the
