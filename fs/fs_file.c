@@ -21,9 +21,10 @@
  * engine's completer thread), so the FUSE worker serves other requests
  * while the group's fsync runs instead of sleeping through it; the buffer
  * is marked clean when the commit is queued and dirty again if it is
- * refused.  Conditional (ifrev) files and backends without asynchronous
- * commits (etcd) commit synchronously.  fs_op_destroy waits for commits in
- * flight before the session goes.
+ * refused (an fsync that finds it clean meanwhile is answered behind the
+ * commit, afsync_queue_locked).  Conditional (ifrev) files and backends
+ * without asynchronous commits (etcd) commit synchronously.  fs_op_destroy
+ * waits for commits in flight before the session goes.
  *
  * A descriptor opened only for reading reads one version: the one current
  * at open (or the write buffer, if this mount is writing the file, so that
@@ -300,6 +301,7 @@ struct fs_acommit {
 	fuse_req_t req;
 	struct fs_inode *in;
 	bool flush;
+	bool barrier; /* an fsync's empty txn behind the commits in flight */
 	uint64_t seq; /* in->wbuf->commit_seq of this commit */
 	char *key;
 	size_t key_len;
@@ -334,6 +336,34 @@ void fs_op_destroy(void *userdata)
 static void inval_attrs(struct fs *fs, fuse_ino_t ino);
 
 /*
+ * An fsync's barrier completed, hence every commit of the inode queued
+ * before it: one that was refused left the buffer dirty, and the fsync
+ * commits it now, as one that found it dirty would have.
+ */
+static void afsync_done(struct fs_acommit *ac, int rc)
+{
+	struct fs *fs = ac->fs;
+	struct fs_inode *in = ac->in;
+
+	pthread_mutex_lock(&in->lock);
+	if (rc < 0)
+		rc = -fs_errno(rc);
+	else if (in->wbuf->error)
+		rc = -in->wbuf->error;
+	else
+		rc = commit_locked(fs, in);
+	pthread_mutex_unlock(&in->lock);
+	if (rc < 0)
+		fs_reply_err(ac->req, -rc, "fsync", "'%.*s'", (int)ac->key_len,
+		             ac->key);
+	else
+		fuse_reply_err(ac->req, 0);
+	free(ac->key);
+	free(ac);
+	acommit_end(fs);
+}
+
+/*
  * The completion, on the engine's completer thread (no lock held): what
  * commit_locked does after its eng_put, then the answer.  The buffer was
  * marked clean when the commit was queued; a refused commit makes it
@@ -349,9 +379,14 @@ static void acommit_done(void *arg, int rc, const struct eng_txn_res *res)
 	eng_rev_t rev = rc == 0 ? res->header_rev : 0;
 	bool latest;
 
+	if (ac->barrier) {
+		afsync_done(ac, rc);
+		return;
+	}
 	fs_own_end(fs, rev);
 	pthread_mutex_lock(&in->lock);
 	wb = in->wbuf;
+	wb->acommits--;
 	latest = wb->commit_seq == ac->seq && !wb->dirty;
 	/* The key's lease expired meanwhile: keep the data. */
 	if (rc == ENG_E_LEASE_NOT_FOUND && latest)
@@ -447,7 +482,45 @@ static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
 	}
 	/* The completion waits for in->lock: these are set before it runs. */
 	wb->commit_seq = ac->seq;
+	wb->acommits++;
 	wb->dirty = wb->written = false;
+	return 1;
+}
+
+/*
+ * An fsync of a buffer that is clean only because its commit is queued
+ * (by another descriptor's close) must not be answered before that commit
+ * is durable, nor with 0 if it is refused: queue an empty txn behind it,
+ * whose completion (afsync_done) answers.  Called with in->lock held;
+ * returns 1 if queued or -errno.
+ */
+static int afsync_queue_locked(struct fs *fs, fuse_req_t req,
+                               struct fs_inode *in)
+{
+	struct fs_acommit *ac = calloc(1, sizeof(*ac));
+	int rc;
+
+	if (!ac)
+		return -ENOMEM;
+	rc = fs_inode_key(fs, in, &ac->key, &ac->key_len);
+	if (rc < 0) {
+		free(ac);
+		return rc;
+	}
+	ac->fs = fs;
+	ac->req = req;
+	ac->in = in;
+	ac->barrier = true;
+	pthread_mutex_lock(&fs->acommit_lock);
+	fs->acommits++;
+	pthread_mutex_unlock(&fs->acommit_lock);
+	rc = eng_txn_async(fs->e, &ac->txn, acommit_done, ac);
+	if (rc < 0) {
+		acommit_end(fs);
+		free(ac->key);
+		free(ac);
+		return -fs_errno(rc);
+	}
 	return 1;
 }
 
@@ -1202,6 +1275,8 @@ static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush,
 		rc = req ? acommit_queue_locked(fs, req, in, flush) : 0;
 		if (rc == 0)
 			rc = commit_locked(fs, in);
+	} else if (wb && !wb->orphan && !flush && req && wb->acommits > 0) {
+		rc = afsync_queue_locked(fs, req, in);
 	}
 	pthread_mutex_unlock(&in->lock);
 	return rc;

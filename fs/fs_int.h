@@ -56,6 +56,8 @@ struct fs_wbuf {
 	                        with it and nothing is committed, until the
 	                        last writer closes */
 	uint64_t commit_seq; /* asynchronous commits queued so far */
+	int acommits;        /* of them, not completed yet: an fsync of the
+	                        clean buffer waits for them */
 };
 
 /*

@@ -102,6 +102,10 @@ assert_fails_with "overwriting a key past the quota fails ENOSPC" \
 assert_true "... and its old value is intact" cmp -s "$T/v0" "$N/k0"
 assert_eq "... at its old version" "$v" "$(version "$N/k0")"
 assert_fails_with "mkdir past the quota fails ENOSPC" ENOSPC mkdir "$N/d"
+# A close's commit is answered asynchronously (issue 4): an fsync of the
+# file meanwhile must wait for it, and fail with it.
+assert_fails_with "past the quota an fsync during another close fails ENOSPC" \
+	fsync:ENOSPC closefsync "$N/cf" 20
 assert_succeeds "rm still works past the quota" unlink "$N/k1"
 assert_missing "... and the key is gone" "$N/k1"
 assert_true "reads still work past the quota" cmp -s "$T/v2" "$N/k2"

@@ -25,6 +25,8 @@
  *                        rename2 A B noreplace|exchange: renameat2;
  *                        closerename DIR N: create, write and close
  *                        DIR/c<i>, renamed to DIR/r<i> during the close;
+ *                        closefsync PREFIX N: close one descriptor of
+ *                        PREFIX<i> while fsync()ing another;
  *                        seekcheck DIR: telldir/seekdir/rewinddir give the
  *                        same entries again)
  *   rvt readpin PATH NEW open PATH, commit NEW through another open, read
@@ -362,6 +364,51 @@ static int rvt_closerename(const char *dir, long n, char *step,
 	return 0;
 }
 
+/*
+ * rvt try closefsync PREFIX N: N times, write 512 KiB to PREFIX<i> through
+ * one descriptor, close it in a second thread and fsync another descriptor
+ * of the file meanwhile.  Past the quota every fsync must fail (ENOSPC):
+ * prints fsync:ERRNO, or OK for an fsync that returned 0.
+ */
+static int rvt_closefsync(const char *prefix, long n, char *step,
+                          size_t step_size)
+{
+	static char buf[512 * 1024];
+	char path[4096];
+	int err = 0;
+
+	memset(buf, 'x', sizeof(buf));
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		int fd, fd2, rc;
+
+		snprintf(path, sizeof(path), "%s%ld", prefix, i);
+		fd = open(path, O_WRONLY | O_CREAT, 0644);
+		fd2 = fd < 0 ? -1 : open(path, O_WRONLY);
+		if (fd2 < 0) {
+			snprintf(step, step_size, "open");
+			return errno;
+		}
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+			snprintf(step, step_size, "write");
+			return errno;
+		}
+		if (pthread_create(&t, NULL, rvt_close_thread, &fd)) {
+			snprintf(step, step_size, "thread");
+			return EAGAIN;
+		}
+		usleep((useconds_t)(i % 5) * 100);
+		rc = fsync(fd2);
+		err = rc < 0 ? errno : 0;
+		pthread_join(t, NULL);
+		close(fd2);
+		snprintf(step, step_size, "fsync");
+		if (err != ENOSPC)
+			return err;
+	}
+	return err;
+}
+
 /* rvt try OP ARGS...: one action, its errno printed. */
 static int rvt_try(int argc, char **argv)
 {
@@ -429,6 +476,9 @@ static int rvt_try(int argc, char **argv)
 	} else if (!strcmp(op, "closerename") && argc == 3) {
 		err =
 		    rvt_closerename(argv[1], atol(argv[2]), step, sizeof(step));
+	} else if (!strcmp(op, "closefsync") && argc == 3) {
+		err =
+		    rvt_closefsync(argv[1], atol(argv[2]), step, sizeof(step));
 	} else if (!strcmp(op, "rename2") && argc == 4) {
 		unsigned int fl =
 		    !strcmp(argv[3], "noreplace")  ? RENAME_NOREPLACE
