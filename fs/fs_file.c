@@ -21,10 +21,10 @@
  * engine's completer thread), so the FUSE worker serves other requests
  * while the group's fsync runs instead of sleeping through it; the buffer
  * is marked clean when the commit is queued and dirty again if it is
- * refused (an fsync that finds it clean meanwhile is answered behind the
- * commit, afsync_queue_locked).  Conditional (ifrev) files and backends
- * without asynchronous commits (etcd) commit synchronously.  fs_op_destroy
- * waits for commits in flight before the session goes.
+ * refused (an fsync or close that finds it clean meanwhile is answered
+ * behind the commit, afsync_queue_locked).  Conditional (ifrev) files and
+ * backends without asynchronous commits (etcd) commit synchronously.
+ * fs_op_destroy waits for commits in flight before the session goes.
  *
  * A descriptor opened only for reading reads one version: the one current
  * at open (or the write buffer, if this mount is writing the file, so that
@@ -336,9 +336,10 @@ void fs_op_destroy(void *userdata)
 static void inval_attrs(struct fs *fs, fuse_ino_t ino);
 
 /*
- * An fsync's barrier completed, hence every commit of the inode queued
- * before it: one that was refused left the buffer dirty, and the fsync
- * commits it now, as one that found it dirty would have.
+ * An fsync's or a close's barrier completed, hence every commit of the
+ * inode queued before it: one that was refused left the buffer dirty (and
+ * written), and this call commits it now, as one that found it so would
+ * have.
  */
 static void afsync_done(struct fs_acommit *ac, int rc)
 {
@@ -350,12 +351,12 @@ static void afsync_done(struct fs_acommit *ac, int rc)
 		rc = -fs_errno(rc);
 	else if (in->wbuf->error)
 		rc = -in->wbuf->error;
-	else
+	else if (!ac->flush || in->wbuf->written)
 		rc = commit_locked(fs, in);
 	pthread_mutex_unlock(&in->lock);
 	if (rc < 0)
-		fs_reply_err(ac->req, -rc, "fsync", "'%.*s'", (int)ac->key_len,
-		             ac->key);
+		fs_reply_err(ac->req, -rc, ac->flush ? "close" : "fsync",
+		             "'%.*s'", (int)ac->key_len, ac->key);
 	else
 		fuse_reply_err(ac->req, 0);
 	free(ac->key);
@@ -488,14 +489,16 @@ static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
 }
 
 /*
- * An fsync of a buffer that is clean only because its commit is queued
- * (by another descriptor's close) must not be answered before that commit
- * is durable, nor with 0 if it is refused: queue an empty txn behind it,
- * whose completion (afsync_done) answers.  Called with in->lock held;
- * returns 1 if queued or -errno.
+ * An fsync, or a close, of a buffer that is clean only because its commit
+ * is queued (by another descriptor's close) must not be answered before
+ * that commit is durable, nor with 0 if it is refused (the descriptor may
+ * have written some of those bytes): queue an empty txn behind it, whose
+ * completion (afsync_done) answers.  Before commits were asynchronous
+ * such a call waited on in->lock for the commit.  Called with in->lock
+ * held; returns 1 if queued or -errno.
  */
 static int afsync_queue_locked(struct fs *fs, fuse_req_t req,
-                               struct fs_inode *in)
+                               struct fs_inode *in, bool flush)
 {
 	struct fs_acommit *ac = calloc(1, sizeof(*ac));
 	int rc;
@@ -510,6 +513,7 @@ static int afsync_queue_locked(struct fs *fs, fuse_req_t req,
 	ac->fs = fs;
 	ac->req = req;
 	ac->in = in;
+	ac->flush = flush;
 	ac->barrier = true;
 	pthread_mutex_lock(&fs->acommit_lock);
 	fs->acommits++;
@@ -1275,8 +1279,8 @@ static int commit_fh(struct fs *fs, struct fs_fh *fh, bool flush,
 		rc = req ? acommit_queue_locked(fs, req, in, flush) : 0;
 		if (rc == 0)
 			rc = commit_locked(fs, in);
-	} else if (wb && !wb->orphan && !flush && req && wb->acommits > 0) {
-		rc = afsync_queue_locked(fs, req, in);
+	} else if (wb && !wb->orphan && req && wb->acommits > 0) {
+		rc = afsync_queue_locked(fs, req, in, flush);
 	}
 	pthread_mutex_unlock(&in->lock);
 	return rc;

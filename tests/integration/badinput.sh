@@ -106,6 +106,8 @@ assert_fails_with "mkdir past the quota fails ENOSPC" ENOSPC mkdir "$N/d"
 # file meanwhile must wait for it, and fail with it.
 assert_fails_with "past the quota an fsync during another close fails ENOSPC" \
 	fsync:ENOSPC closefsync "$N/cf" 20
+assert_fails_with "past the quota a close during another close fails ENOSPC" \
+	close:ENOSPC closeclose "$N/cc" 20
 assert_succeeds "rm still works past the quota" unlink "$N/k1"
 assert_missing "... and the key is gone" "$N/k1"
 assert_true "reads still work past the quota" cmp -s "$T/v2" "$N/k2"

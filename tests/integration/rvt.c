@@ -27,6 +27,8 @@
  *                        DIR/c<i>, renamed to DIR/r<i> during the close;
  *                        closefsync PREFIX N: close one descriptor of
  *                        PREFIX<i> while fsync()ing another;
+ *                        closeclose PREFIX N: ... while closing another
+ *                        that wrote too;
  *                        seekcheck DIR: telldir/seekdir/rewinddir give the
  *                        same entries again)
  *   rvt readpin PATH NEW open PATH, commit NEW through another open, read
@@ -51,6 +53,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,9 +372,12 @@ static int rvt_closerename(const char *dir, long n, char *step,
  * one descriptor, close it in a second thread and fsync another descriptor
  * of the file meanwhile.  Past the quota every fsync must fail (ENOSPC):
  * prints fsync:ERRNO, or OK for an fsync that returned 0.
+ * rvt try closeclose PREFIX N: the same, but the other descriptor writes
+ * a byte first (so the first close commits it too) and is closed instead:
+ * every second close must fail, close:ERRNO.
  */
-static int rvt_closefsync(const char *prefix, long n, char *step,
-                          size_t step_size)
+static int rvt_closefsync(const char *prefix, long n, bool use_close,
+                          char *step, size_t step_size)
 {
 	static char buf[512 * 1024];
 	char path[4096];
@@ -389,7 +395,8 @@ static int rvt_closefsync(const char *prefix, long n, char *step,
 			snprintf(step, step_size, "open");
 			return errno;
 		}
-		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+		    (use_close && pwrite(fd2, "y", 1, 0) != 1)) {
 			snprintf(step, step_size, "write");
 			return errno;
 		}
@@ -398,11 +405,12 @@ static int rvt_closefsync(const char *prefix, long n, char *step,
 			return EAGAIN;
 		}
 		usleep((useconds_t)(i % 5) * 100);
-		rc = fsync(fd2);
+		rc = use_close ? close(fd2) : fsync(fd2);
 		err = rc < 0 ? errno : 0;
 		pthread_join(t, NULL);
-		close(fd2);
-		snprintf(step, step_size, "fsync");
+		if (!use_close)
+			close(fd2);
+		snprintf(step, step_size, use_close ? "close" : "fsync");
 		if (err != ENOSPC)
 			return err;
 	}
@@ -477,8 +485,11 @@ static int rvt_try(int argc, char **argv)
 		err =
 		    rvt_closerename(argv[1], atol(argv[2]), step, sizeof(step));
 	} else if (!strcmp(op, "closefsync") && argc == 3) {
-		err =
-		    rvt_closefsync(argv[1], atol(argv[2]), step, sizeof(step));
+		err = rvt_closefsync(argv[1], atol(argv[2]), false, step,
+		                     sizeof(step));
+	} else if (!strcmp(op, "closeclose") && argc == 3) {
+		err = rvt_closefsync(argv[1], atol(argv[2]), true, step,
+		                     sizeof(step));
 	} else if (!strcmp(op, "rename2") && argc == 4) {
 		unsigned int fl =
 		    !strcmp(argv[3], "noreplace")  ? RENAME_NOREPLACE
