@@ -249,12 +249,15 @@ static void queue_inval(struct fs *fs, fuse_ino_t ino, const char *name,
 		fs->inval_n++;
 		n = NULL;
 	}
-	pthread_mutex_unlock(&fs->inval_lock);
-	free(n);
+	/* Under inval_lock: fs_stop_notifier closes the eventfd under it
+	 * (a commit refused at shutdown queues from the completer thread
+	 * while the notifier stops). */
 	if (fs->notify_efd >= 0 &&
 	    write(fs->notify_efd, &one, sizeof(one)) < 0) {
 		/* the thread also wakes up every second */
 	}
+	pthread_mutex_unlock(&fs->inval_lock);
+	free(n);
 }
 
 void fs_inval_later(struct fs *fs, fuse_ino_t ino)
@@ -427,9 +430,11 @@ void fs_stop_notifier(struct fs *fs)
 	fs->notify_running = false;
 	eng_watch_close(fs->watch);
 	fs->watch = NULL;
+	pthread_mutex_lock(&fs->inval_lock);
 	close(fs->notify_efd);
 	fs->notify_efd = -1;
 	for (size_t i = 0; i < fs->inval_n; i++)
 		free(fs->inval_q[i].name);
 	fs->inval_n = 0;
+	pthread_mutex_unlock(&fs->inval_lock);
 }
