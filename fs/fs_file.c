@@ -423,6 +423,55 @@ static void acommit_done(void *arg, int rc, const struct eng_txn_res *res)
 }
 
 /*
+ * A new commit in flight for req on in, with room for a value of len
+ * bytes (the header zeroed, the value not): NULL and *rc = -errno on
+ * failure.  Called with in->lock held (the key is copied now).
+ */
+static struct fs_acommit *acommit_new(struct fs *fs, fuse_req_t req,
+                                      struct fs_inode *in, bool flush,
+                                      size_t len, int *rc)
+{
+	struct fs_acommit *ac = malloc(sizeof(*ac) + len);
+
+	if (!ac) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	memset(ac, 0, sizeof(*ac));
+	*rc = fs_inode_key(fs, in, &ac->key, &ac->key_len);
+	if (*rc < 0) {
+		free(ac);
+		return NULL;
+	}
+	ac->fs = fs;
+	ac->req = req;
+	ac->in = in;
+	ac->flush = flush;
+	ac->len = len;
+	return ac;
+}
+
+/*
+ * Queue ac's txn, counted in flight for fs_acommit_drain.  Returns 0, or
+ * an ENG_E_* code after freeing ac (nothing queued).
+ */
+static int acommit_submit(struct fs *fs, struct fs_acommit *ac)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->acommit_lock);
+	fs->acommits++;
+	pthread_mutex_unlock(&fs->acommit_lock);
+	rc = eng_txn_async(fs->e, &ac->txn, acommit_done, ac);
+	if (rc < 0) {
+		acommit_end(fs);
+		free(ac->key);
+		free(ac);
+	}
+	return rc;
+}
+
+/*
  * Queue the commit of in's dirty buffer for req and return: the worker
  * thread goes back to serving requests while the group commit's fsync
  * runs, and acommit_done() answers.  Called with in->lock held, which
@@ -441,20 +490,9 @@ static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
 	if (in->kind == FS_I_IFREV ||
 	    __atomic_load_n(&fs->no_acommit, __ATOMIC_RELAXED))
 		return 0;
-	ac = malloc(sizeof(*ac) + wb->len);
+	ac = acommit_new(fs, req, in, flush, wb->len, &rc);
 	if (!ac)
-		return -ENOMEM;
-	memset(ac, 0, sizeof(*ac));
-	rc = fs_inode_key(fs, in, &ac->key, &ac->key_len);
-	if (rc < 0) {
-		free(ac);
 		return rc;
-	}
-	ac->fs = fs;
-	ac->req = req;
-	ac->in = in;
-	ac->flush = flush;
-	ac->len = wb->len;
 	if (wb->len)
 		memcpy(ac->data, wb->data, wb->len);
 	ac->op = (struct eng_op){.type = ENG_OP_PUT,
@@ -466,16 +504,10 @@ static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
 	ac->txn.success = &ac->op;
 	ac->txn.nsuccess = 1;
 	ac->seq = wb->commit_seq + 1;
-	pthread_mutex_lock(&fs->acommit_lock);
-	fs->acommits++;
-	pthread_mutex_unlock(&fs->acommit_lock);
 	fs_own_begin(fs);
-	rc = eng_txn_async(fs->e, &ac->txn, acommit_done, ac);
+	rc = acommit_submit(fs, ac);
 	if (rc < 0) {
 		fs_own_end(fs, 0);
-		acommit_end(fs);
-		free(ac->key);
-		free(ac);
 		if (rc != ENG_E_NOT_SUPPORTED)
 			return -fs_errno(rc);
 		__atomic_store_n(&fs->no_acommit, true, __ATOMIC_RELAXED);
@@ -500,32 +532,15 @@ static int acommit_queue_locked(struct fs *fs, fuse_req_t req,
 static int afsync_queue_locked(struct fs *fs, fuse_req_t req,
                                struct fs_inode *in, bool flush)
 {
-	struct fs_acommit *ac = calloc(1, sizeof(*ac));
+	struct fs_acommit *ac;
 	int rc;
 
+	ac = acommit_new(fs, req, in, flush, 0, &rc);
 	if (!ac)
-		return -ENOMEM;
-	rc = fs_inode_key(fs, in, &ac->key, &ac->key_len);
-	if (rc < 0) {
-		free(ac);
 		return rc;
-	}
-	ac->fs = fs;
-	ac->req = req;
-	ac->in = in;
-	ac->flush = flush;
 	ac->barrier = true;
-	pthread_mutex_lock(&fs->acommit_lock);
-	fs->acommits++;
-	pthread_mutex_unlock(&fs->acommit_lock);
-	rc = eng_txn_async(fs->e, &ac->txn, acommit_done, ac);
-	if (rc < 0) {
-		acommit_end(fs);
-		free(ac->key);
-		free(ac);
-		return -fs_errno(rc);
-	}
-	return 1;
+	rc = acommit_submit(fs, ac);
+	return rc < 0 ? -fs_errno(rc) : 1;
 }
 
 /*
