@@ -32,28 +32,33 @@ new=$(comm -13 <(echo "$before") <(echo "$after") | wc -l)
 assert_true "300 sequential requests start at most a few threads ($new)" \
 	test "$new" -le 4
 
-# 16 writers, 40 files each: closes wait for group commits meanwhile
-for ((w = 0; w < 16; w++)); do
-	rv_bg bash -c '
-		for ((i = 0; i < 40; i++)); do
-			printf "%s" "w'$w'-$i" >"$0/w'$w'-$i" || exit 1
-		done' "$MNT/t"
-done
-failed=0
-for p in "${RV_BG[@]}"; do
-	wait "$p" || failed=$((failed + 1))
-done
-RV_BG=()
-assert_eq "16 concurrent writers all succeed" 0 "$failed"
-bad=""
-for ((w = 0; w < 16; w++)); do
-	for ((i = 0; i < 40; i++)); do
-		IFS= read -r got <"$MNT/t/w$w-$i"
-		[ "$got" = "w$w-$i" ] || bad="$bad w$w-$i"
+# writers DIR P N WHAT: 16 concurrent writers each write N files DIR/P<w>-<i>
+# (content: their name), then every file is checked.
+writers() {
+	local dir=$1 pfx=$2 n=$3 what=$4 w i p failed=0 bad="" got
+	for ((w = 0; w < 16; w++)); do
+		rv_bg bash -c '
+			for ((i = 0; i < '$n'; i++)); do
+				printf "%s" "'$pfx$w'-$i" >"$0/'$pfx$w'-$i" || exit 1
+			done' "$dir"
 	done
-done
-assert_eq "every file of the 16 writers has its content" "" \
-	"$(head -c 400 <<<"$bad")"
+	for p in "${RV_BG[@]}"; do
+		wait "$p" || failed=$((failed + 1))
+	done
+	RV_BG=()
+	assert_eq "$what: 16 concurrent writers all succeed" 0 "$failed"
+	for ((w = 0; w < 16; w++)); do
+		for ((i = 0; i < n; i++)); do
+			IFS= read -r got <"$dir/$pfx$w-$i"
+			[ "$got" = "$pfx$w-$i" ] || bad="$bad $pfx$w-$i"
+		done
+	done
+	assert_eq "$what: every file has its content" "" \
+		"$(head -c 400 <<<"$bad")"
+}
+
+# 16 writers, 40 files each: closes wait for group commits meanwhile
+writers "$MNT/t" w 40 "64 workers"
 n=$(tids | wc -l)
 assert_true "the pool stays bounded ($n threads, at most 64 workers)" \
 	test "$n" -le 80
@@ -85,31 +90,11 @@ rv_start single -o sync=always -s || exit 1
 mkdir "$MNT/s"
 r0=$(cat "$MNT/@revision")
 f0=$(awk '$1 == "revfs_fsyncs_total" {print $2}' "$MNT/@stats")
-for ((w = 0; w < 16; w++)); do
-	rv_bg bash -c '
-		for ((i = 0; i < 25; i++)); do
-			printf "%s" "s'$w'-$i" >"$0/s'$w'-$i" || exit 1
-		done' "$MNT/s"
-done
-failed=0
-for p in "${RV_BG[@]}"; do
-	wait "$p" || failed=$((failed + 1))
-done
-RV_BG=()
-assert_eq "single worker: 16 concurrent writers all succeed" 0 "$failed"
+writers "$MNT/s" s 25 "single worker"
 f1=$(awk '$1 == "revfs_fsyncs_total" {print $2}' "$MNT/@stats")
 revs=$(($(cat "$MNT/@revision") - r0))
 fsyncs=$((f1 - f0))
 assert_eq "single worker: 400 files, one revision each" 400 "$revs"
 assert_true "single worker: closes share fsyncs ($revs revisions in $fsyncs fsyncs)" \
 	test $((fsyncs * 5)) -le $((revs * 4))
-bad=""
-for ((w = 0; w < 16; w++)); do
-	for ((i = 0; i < 25; i++)); do
-		IFS= read -r got <"$MNT/s/s$w-$i"
-		[ "$got" = "s$w-$i" ] || bad="$bad s$w-$i"
-	done
-done
-assert_eq "single worker: every file has its content" "" \
-	"$(head -c 400 <<<"$bad")"
 assert_stop "single worker: clean unmount"
