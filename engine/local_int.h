@@ -238,7 +238,7 @@ struct commit_req {
 	pthread_cond_t cv;       /* synchronous requests only */
 	struct commit_req *next; /* protected by q_lock */
 	/* Asynchronous requests (eng_txn_async): heap-allocated, completed
-	 * and freed by the committer thread. */
+	 * and freed by the completer thread. */
 	eng_txn_done_fn done_fn;
 	void *done_arg;
 	struct eng_txn_res ares; /* the result tres points to */
@@ -247,10 +247,10 @@ struct commit_req {
 
 /* Queue r and wait until it is committed; returns r->rc. */
 int local_commit(struct local *l, struct commit_req *r);
-/* Start the committer thread (asynchronous requests). */
+/* Start the committer and completer threads (asynchronous requests). */
 int local_commit_start(struct local *l);
 /* Reject new requests, wait until the queue is empty and every
- * asynchronous request has completed, and stop the committer thread. */
+ * asynchronous request has completed, and stop both threads. */
 void local_commit_close(struct local *l);
 int local_txn(eng *e, const struct eng_txn *txn, struct eng_txn_res *res);
 int local_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
