@@ -39,6 +39,8 @@ add_counts() { # $1 = log file with a "N passed, N failed" line
 	FAIL=$((FAIL + f))
 }
 
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-900} # seconds per unit test binary
+
 run_cmocka_dir() { # $1 = dir of test binaries, $2 = suite name, $3.. = wrapper
 	local dir=$1 name=$2 t log p f rc
 	shift 2
@@ -50,8 +52,13 @@ run_cmocka_dir() { # $1 = dir of test binaries, $2 = suite name, $3.. = wrapper
 	for t in "$dir"/test_*; do
 		[ -x "$t" ] || continue
 		log="$LOG_DIR/$name-$(basename "$t").log"
-		"$@" "$t" >"$log" 2>&1
+		# A hung test fails instead of hanging the run (CI has no
+		# other bound; the slowest binary takes ~2 min under valgrind).
+		timeout -k 10 "$UNIT_TIMEOUT" "$@" "$t" >"$log" 2>&1
 		rc=$?
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			echo "timed out after $UNIT_TIMEOUT s" >>"$log"
+		fi
 		p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
 		f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
