@@ -1409,12 +1409,30 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 /* req is NULL when called to undo an interrupted create. */
+/*
+ * A release's commit, with in->lock held: nobody waits for it, so a
+ * refusal can only be logged (in->lock, then itab_lock for the key: the
+ * documented order).
+ */
+static void release_commit_locked(struct fs *fs, struct fs_inode *in,
+                                  const char *what)
+{
+	int rc = commit_locked(fs, in);
+
+	if (rc < 0) {
+		char *key = fs_inode_key_str(fs, in);
+
+		fs_logf(ENG_LOG_ERR, "release: '%s' lost %s: %s", FS_KSTR(key),
+		        what, strerror(-rc));
+		free(key);
+	}
+}
+
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fh_of(fi);
 	struct fs_inode *in = fh->in;
 	struct fs *fs = req ? req_fs(req) : NULL;
-	int rc;
 
 	if (fh->writer && in->kind == FS_I_SPECIAL) {
 		if (fs)
@@ -1425,20 +1443,8 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			/* Normally flush committed already; a descriptor
 			 * that was never closed (the writer died) ends up
 			 * here. */
-			if (fs) {
-				rc = commit_locked(fs, in);
-				if (rc < 0) {
-					/* in->lock, then itab_lock: the
-					 * documented order. */
-					char *key = fs_inode_key_str(fs, in);
-
-					fs_logf(ENG_LOG_ERR,
-					        "release: '%s' lost its last "
-					        "write: %s",
-					        FS_KSTR(key), strerror(-rc));
-					free(key);
-				}
-			}
+			if (fs)
+				release_commit_locked(fs, in, "its last write");
 			free(in->wbuf->data);
 			free(in->wbuf);
 			__atomic_store_n(&in->wbuf, NULL, __ATOMIC_RELEASE);
@@ -1446,16 +1452,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			/* Its truncation is the buffer's only change (see
 			 * wbuf_join): commit it now, not at the holder's
 			 * close. */
-			rc = commit_locked(fs, in);
-			if (rc < 0) {
-				char *key = fs_inode_key_str(fs, in);
-
-				fs_logf(ENG_LOG_ERR,
-				        "release: the truncation of '%s' was "
-				        "refused: %s",
-				        FS_KSTR(key), strerror(-rc));
-				free(key);
-			}
+			release_commit_locked(fs, in, "its truncation");
 		}
 		pthread_mutex_unlock(&in->lock);
 	}
