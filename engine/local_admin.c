@@ -235,6 +235,8 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 	}
 	if (!rc)
 		rc = rep_flush(r);
+	if (!rc && progress)
+		progress(parg, seen, seen); /* the final count */
 	leveldb_iter_destroy(it);
 	cbuf_free(&key);
 	cbuf_free(&last);

@@ -30,7 +30,8 @@ struct chk {
 
 #define CHECK_PROGRESS_EVERY 65536
 
-/* One record read: tell the caller now and then (the total is unknown). */
+/* One record read: tell the caller now and then (the total is unknown
+ * until the end, when the last call gives the count as the total). */
 static void tick(struct chk *c)
 {
 	if (c->progress && ++c->seen % CHECK_PROGRESS_EVERY == 0)
@@ -309,6 +310,8 @@ int local_check_progress(
 	rc = check_log(&c, rev, crev);
 	if (!rc)
 		rc = check_attach(&c);
+	if (!rc && progress)
+		progress(parg, c.seen, c.seen); /* the final count */
 	if (!rc && c.problems)
 		rc = ENG_E_CORRUPT;
 out:

@@ -177,7 +177,8 @@ int eng_snapshot_restore(const char *path, const char *dir,
  * another error.
  */
 int eng_check(eng *e, void (*report)(void *arg, const char *msg), void *arg);
-/* eng_check with progress(parg, records read, 0) every 65,536 records. */
+/* eng_check with progress(parg, records read, 0) every 65,536 records and,
+ * at the end of a check that ran through, progress(parg, n, n). */
 int eng_check_progress(eng *e, void (*report)(void *arg, const char *msg),
                        void *arg, eng_progress_fn progress, void *parg);
 
@@ -199,7 +200,8 @@ struct eng_repair_stats {
  * the revision is raised to the newest revision found) from the history
  * `k` and the lease records `L`, which are the truth.  It cannot recreate
  * lost history, log (`r`) or lease records, nor decode a damaged record:
- * those are reported.  Progress counts `k` records.
+ * those are reported.  Progress counts `k` records (the last call, at the
+ * end, gives the count as the total).
  * Errors: ENG_E_LOCKED (in use), ENG_E_NOT_STORE, ENG_E_VERSION, ENG_E_IO,
  * ENG_E_CORRUPT (an undecodable history record remains).
  */

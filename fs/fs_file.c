@@ -776,9 +776,14 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	if (wr && fs_inode_read_only(fs, in)) {
+		const struct fs_special *sp = in->kind == FS_I_SPECIAL
+		                                  ? fs_special_get(in->special)
+		                                  : NULL;
+
 		key = fs_inode_key_str(fs, in);
-		fs_reply_err(req, EROFS, "open", "'%s' is read-only",
-		             FS_KSTR(key));
+		/* A control file's key is its directory's: name the file. */
+		fs_reply_err(req, EROFS, "open", "'%s%s' is read-only",
+		             FS_KSTR(key), sp ? sp->name : "");
 		goto out;
 	}
 	fh = fh_new(fs, in);

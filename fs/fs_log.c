@@ -57,8 +57,9 @@ void fs_reply_err(fuse_req_t req, int err, const char *op, const char *fmt, ...)
 	enum eng_log_level lvl;
 	int n;
 
-	/* A missing name is the normal answer of lookup: keep it quiet. */
-	if (err == ENOENT || err == ENODATA)
+	/* A missing name is the normal answer of lookup: keep it quiet.
+	 * ENODATA (a compacted revision) is a refusal like the others. */
+	if (err == ENOENT)
 		lvl = ENG_LOG_DEBUG;
 	else if (err == EIO || err == ENOMEM)
 		lvl = ENG_LOG_ERR;

@@ -568,7 +568,10 @@ static void lookup_plain(fuse_req_t req, struct fs *fs, const char *dir,
 	}
 	rc = -ENOENT;
 fail:
-	fs_reply_err(req, -rc, "lookup", "'%s'", name);
+	fs_reply_err(req, -rc, "lookup",
+	             rc == -ENODATA ? "'%s': below the compaction revision"
+	                            : "'%s'",
+	             name);
 out:
 	free(seg);
 	free(key);
@@ -681,7 +684,10 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	rc = -ENOENT;
 fail:
-	fs_reply_err(req, -rc, "lookup", "'%s'", name);
+	fs_reply_err(req, -rc, "lookup",
+	             rc == -ENODATA ? "'%s': below the compaction revision"
+	                            : "'%s'",
+	             name);
 out:
 	eng_kv_release(&kv);
 	free(key);

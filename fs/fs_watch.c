@@ -365,6 +365,10 @@ static void fill_locked(struct fs_wstream *s, struct fs_lcslot *lc)
 				                 NULL, 0);
 				s->ended = true;
 				s->end_err = ENODATA;
+				fs_logf(ENG_LOG_INFO,
+				        "@watch refused: its start revision is "
+				        "below the compaction revision %lld",
+				        (long long)kv->mod_rev);
 				break;
 			}
 		}

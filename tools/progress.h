@@ -22,8 +22,9 @@ struct progress {
 	const char *label;
 	const char *unit; /* "bytes" are shown as MiB */
 	bool on;          /* stderr is a terminal and not quiet */
-	bool drawn;
+	bool drawn;       /* a line is on the screen: clear it to print */
 	double start, last;
+	uint64_t done, total; /* the last figures reported */
 };
 
 static inline double progress_now(void)
@@ -42,6 +43,7 @@ static inline void progress_init(struct progress *p, const char *label,
 	p->on = !quiet && isatty(STDERR_FILENO);
 	p->drawn = false;
 	p->start = p->last = progress_now();
+	p->done = p->total = 0;
 }
 
 static inline void progress_fmt(const struct progress *p, double v, char *out,
@@ -56,10 +58,16 @@ static inline void progress_fmt(const struct progress *p, double v, char *out,
 static inline void progress_draw(struct progress *p, uint64_t done,
                                  uint64_t total, bool final)
 {
-	double now = progress_now(), dt = now - p->start;
+	double now, dt;
 	char d[32], t[32], r[32];
 
-	if (!p->on || (!final && now - p->last < 0.1))
+	p->done = done;
+	p->total = total;
+	if (!p->on)
+		return;
+	now = progress_now();
+	dt = now - p->start;
+	if (!final && now - p->last < 0.1)
 		return;
 	p->last = now;
 	p->drawn = true;
@@ -90,7 +98,7 @@ static inline void progress_cb(void *arg, uint64_t done, uint64_t total)
 	progress_draw(arg, done, total, false);
 }
 
-/* End the line (only if one was drawn). */
+/* Draw the final figures and end the line (only on a terminal). */
 static inline void progress_done(struct progress *p, uint64_t done,
                                  uint64_t total)
 {
@@ -98,6 +106,18 @@ static inline void progress_done(struct progress *p, uint64_t done,
 		return;
 	progress_draw(p, done, total, true);
 	fputc('\n', stderr);
+	p->drawn = false;
+}
+
+/* Before printing a line to the terminal: erase a drawn progress line
+ * (the next draw puts it back below). */
+static inline void progress_clear(struct progress *p)
+{
+	if (p && p->on && p->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->drawn = false;
+	}
 }
 
 #endif /* REVFS_TOOLS_PROGRESS_H */

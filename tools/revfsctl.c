@@ -203,16 +203,28 @@ static int cmd_status(const char *dir)
 
 /* ----------------------------------------------------------------- check */
 
+/* The problems a check or repair reports, and its progress line (erased
+ * before each problem is printed, when both go to one terminal). */
+struct problems {
+	int n;
+	struct progress *p;
+};
+
 static void print_problem(void *arg, const char *msg)
 {
-	int *n = arg;
+	struct problems *pr = arg;
 
-	(*n)++;
+	pr->n++;
+	progress_clear(pr->p);
 	printf("problem: %s\n", msg);
+	fflush(stdout);
 }
 
-static int check_once(const char *dir, int *problems)
+/* One check pass; its progress counts records read (label: "check"). */
+static int check_once(const char *dir, const char *label, int *problems)
 {
+	struct problems pr = {0};
+	struct progress p;
 	eng *e;
 	int rc;
 
@@ -220,20 +232,26 @@ static int check_once(const char *dir, int *problems)
 	rc = open_store(dir, true, &e);
 	if (rc)
 		return rc;
-	rc = eng_check(e, print_problem, problems);
+	progress_init(&p, label, "records", g.quiet);
+	pr.p = &p;
+	rc = eng_check_progress(e, print_problem, &pr, progress_cb, &p);
+	progress_done(&p, p.done, p.total);
 	eng_close(e);
+	*problems = pr.n;
 	return rc;
 }
 
 static int do_repair(const char *dir)
 {
 	struct eng_repair_stats st;
+	struct problems pr = {0};
 	struct progress p;
-	int n = 0, rc;
+	int rc;
 
 	progress_init(&p, "repair", "records", g.quiet);
-	rc = eng_repair(dir, print_problem, &n, progress_cb, &p, &st);
-	progress_done(&p, 0, 0);
+	pr.p = &p;
+	rc = eng_repair(dir, print_problem, &pr, progress_cb, &p, &st);
+	progress_done(&p, p.done, p.total);
 	if (rc && rc != ENG_E_CORRUPT)
 		return fail(rc, "repair", dir);
 	printf("repair: revision %lld -> %lld, live keys %lld -> %lld; "
@@ -257,9 +275,7 @@ static int cmd_check(const char *dir, bool repair)
 {
 	int problems, rc;
 
-	if (!g.quiet && isatty(STDERR_FILENO))
-		fprintf(stderr, "check    reading %s ...\n", dir);
-	rc = check_once(dir, &problems);
+	rc = check_once(dir, "check", &problems);
 	if (!rc) {
 		printf("ok: %s is consistent\n", dir);
 		return EX_OK;
@@ -278,7 +294,7 @@ static int cmd_check(const char *dir, bool repair)
 	rc = do_repair(dir);
 	if (rc == EX_INUSE || rc == EX_FAIL)
 		return rc;
-	rc = check_once(dir, &problems);
+	rc = check_once(dir, "recheck", &problems);
 	if (rc) {
 		printf("still damaged after repair\n");
 		return rc == ENG_E_CORRUPT ? EX_DAMAGED
@@ -303,7 +319,7 @@ static int cmd_defrag(const char *dir)
 		return fail(rc, "defrag", dir);
 	progress_init(&p, "defrag", "spaces", g.quiet);
 	rc = eng_defrag(e, progress_cb, &p, &before, &after);
-	progress_done(&p, 7, 7);
+	progress_done(&p, p.done, p.total);
 	eng_close(e);
 	if (rc)
 		return fail(rc, "defrag", dir);

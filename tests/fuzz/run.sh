@@ -12,9 +12,12 @@
 # address,undefined into build/fuzz/, not through the Makefile's rules.
 # Each run starts from the seed corpus tests/fuzz/corpus/TARGET (read only;
 # new inputs go to a scratch directory) and a crash leaves its input in
-# build/fuzz/crash-TARGET-*; turn it into a cmocka regression test in
-# tests/unit.  Ends with "N passed, N failed" (a target that crashed or did
-# not build is a failure).
+# build/fuzz/crash-TARGET-*.  A crash becomes a unit test: copy the input
+# into tests/fuzz/regress/TARGET/ (tests/unit/test_fuzz_replay.c runs every
+# seed and every such input through the target's properties in make test,
+# plain, under ASan+UBSan and valgrind), fix the bug, and pin the fixed
+# behaviour with a test of its own there.  Ends with "N passed, N failed"
+# (a target that crashed or did not build is a failure).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SECS=${FUZZ_SECONDS:-20}
@@ -99,6 +102,7 @@ for t in "$@"; do
 		echo "not ok - fuzz $t: exit $st (log $log)"
 		grep -E 'ERROR|property failed|SUMMARY|Test unit written' "$log" |
 			head -n 20 | sed 's/^/#   /'
+		echo "#   keep it: cp $B/crash-$t-* tests/fuzz/regress/$t/"
 		fail=$((fail + 1))
 	fi
 done

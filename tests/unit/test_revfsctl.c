@@ -2,15 +2,20 @@
  * test_revfsctl.c — the revfsctl program (tools/revfsctl.c) run as a user
  * would, against stores built through the engine: exit codes (0, 2 usage,
  * 3 damaged, 4 in use), check finding damage and --repair fixing it,
- * status in both formats, snapshot save/status/restore, and silence on a
- * stderr that is not a terminal.  The binary is the one built beside this
- * test: $(B)/revfsctl for $(B)/tests/test_revfsctl (make bins builds both).
+ * status in both formats, snapshot save/status/restore, silence on a
+ * stderr that is not a terminal, and on a terminal (a pseudo-terminal) the
+ * progress line of every long command: a bar when the total is known, the
+ * count and the rate, erased before a problem is printed; none with -q.
+ * The binary is the one built beside this test: $(B)/revfsctl for
+ * $(B)/tests/test_revfsctl (make bins builds both).
  */
 #include "engine_helpers.h"
 #include "engine/codec.h"
 
+#include <errno.h>
 #include <leveldb/c.h>
 #include <libgen.h>
+#include <pty.h>
 #include <sys/wait.h>
 
 static char ctl[4096];
@@ -53,6 +58,50 @@ static int run(char *out, size_t outlen, char *err, size_t errlen, ...)
 	close(efd);
 	unlink(ofile);
 	unlink(efile);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Run revfsctl with args (NULL-terminated) on a new pseudo-terminal: its
+ * stdout and stderr both, as a user sees them, into out.  Returns the exit
+ * status. */
+static int run_tty(char *out, size_t outlen, ...)
+{
+	char *argv[16], scratch[4096];
+	int argc = 1, master, st;
+	size_t got = 0;
+	va_list ap;
+	pid_t pid;
+
+	argv[0] = ctl;
+	va_start(ap, outlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	pid = forkpty(&master, NULL, NULL, NULL);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execv(ctl, argv);
+		_exit(127);
+	}
+	for (;;) {
+		/* Drain to the end (EIO once the child is gone), so that
+		 * it never blocks on a full terminal. */
+		bool room = got < outlen - 1;
+		ssize_t n = read(master, room ? out + got : scratch,
+		                 room ? outlen - 1 - got : sizeof(scratch));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (room)
+			got += (size_t)n;
+	}
+	out[got] = 0;
+	close(master);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
 }
@@ -212,12 +261,82 @@ static void test_snapshot_commands(void **state)
 	th_cleanup(store);
 }
 
+/* A progress line was drawn: "\rLABEL" ... erased to the end of line. */
+static void assert_progress(const char *out, const char *label,
+                            const char *figures)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "\r%-8s ", label);
+	if (!strstr(out, want) || !strstr(out, figures) ||
+	    !strstr(out, "\033[K"))
+		fail_msg("no '%s' progress with '%s' in: %s", label, figures,
+		         out);
+}
+
+static void test_progress_on_a_terminal(void **state)
+{
+	char *store = th_tmpdir(), *file = sibling(store, "snap"),
+	     *dst = sibling(store, "restored"), out[65536];
+	const char *p;
+
+	(void)state;
+	build_store(store);
+	/* check: the records read and their rate; the final line has the
+	 * count as its total, so a full bar */
+	assert_int_equal(run_tty(out, sizeof(out), "check", store, NULL), 0);
+	assert_progress(out, "check", "records/s");
+	assert_non_null(strstr(out, "[####################] 100%"));
+	assert_non_null(strstr(out, "is consistent"));
+	/* defrag: a bar over the record spaces */
+	assert_int_equal(run_tty(out, sizeof(out), "defrag", store, NULL), 0);
+	assert_progress(out, "defrag", "100%  7 spaces / 7 spaces");
+	/* snapshot save: bytes and rate (the total is not known before) */
+	assert_int_equal(
+	    run_tty(out, sizeof(out), "snapshot", "save", store, file, NULL),
+	    0);
+	assert_progress(out, "save", "MiB/s");
+	/* status and restore: a bar over the file's bytes */
+	assert_int_equal(
+	    run_tty(out, sizeof(out), "snapshot", "status", file, NULL), 0);
+	assert_progress(out, "verify", "[####################] 100%");
+	assert_non_null(strstr(out, "MiB/s"));
+	assert_int_equal(
+	    run_tty(out, sizeof(out), "snapshot", "restore", file, dst, NULL),
+	    0);
+	assert_progress(out, "restore", "[####################] 100%");
+	/* check --repair of a damaged store: each problem on a line of its
+	 * own, then the repair's and the second check's progress */
+	damage(store);
+	assert_int_equal(
+	    run_tty(out, sizeof(out), "check", store, "--repair", NULL), 0);
+	p = strstr(out, "problem: live key k03");
+	assert_non_null(p);
+	assert_true(p == out || p[-1] == '\n' || p[-1] == 'K');
+	assert_progress(out, "repair", "records/s");
+	assert_progress(out, "recheck", "100%");
+	assert_non_null(strstr(out, "consistent after repair"));
+	/* -q: no progress line at all, even on a terminal */
+	assert_int_equal(run_tty(out, sizeof(out), "-q", "check", store, NULL),
+	                 0);
+	assert_null(strstr(out, "\033[K"));
+	assert_int_equal(run_tty(out, sizeof(out), "-q", "defrag", store, NULL),
+	                 0);
+	assert_null(strstr(out, "\033[K"));
+	th_rmrf(dst);
+	free(dst);
+	unlink(file);
+	free(file);
+	th_cleanup(store);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_status_check_repair),
 	    cmocka_unit_test(test_snapshot_commands),
+	    cmocka_unit_test(test_progress_on_a_terminal),
 	};
 	char *self = strdup(argv[0]);
 
