@@ -328,7 +328,8 @@ struct eng_txn_res {
  * earlier writes.  With the default sync mode the txn is durable on return;
  * concurrent callers share one fsync (group commit).
  * Errors (nothing is written): ENG_E_INVAL, ENG_E_TOO_LARGE, ENG_E_NOSPACE
- * (only if the executed branch puts), ENG_E_LEASE_NOT_FOUND,
+ * (if either branch puts, whichever would run: etcd's capped applier
+ * refuses such a txn before its compares), ENG_E_LEASE_NOT_FOUND,
  * ENG_E_KEY_NOT_FOUND (a put with IGNORE_VALUE/IGNORE_LEASE on a missing
  * key), ENG_E_DUP_KEY, ENG_E_TOO_MANY_OPS (> 1024 ops), ENG_E_READ_ONLY,
  * ENG_E_COMPACTED / ENG_E_FUTURE_REV (a range op), ENG_E_IO, ENG_E_NOMEM,
@@ -424,12 +425,20 @@ size_t eng_prefix_end(const void *prefix, size_t prefix_len, char *out);
  * Errors: ENG_E_NOMEM, ENG_E_CLOSED.
  */
 int eng_snap_open(eng *e, eng_snap **out);
+/* The revision the snapshot reads at, and the compaction revision when it
+ * was taken (0 for a NULL snapshot).  Cannot fail. */
 eng_rev_t eng_snap_rev(const eng_snap *s);
 eng_rev_t eng_snap_compact_rev(const eng_snap *s);
+/* Release a snapshot of e (NULL is a no-op); its memory goes with it. */
 void eng_snap_release(eng *e, eng_snap *s);
 
 /* -------------------------------------------------------------- revisions */
 
+/*
+ * The current and the compaction revision (0 for a NULL engine).  No error
+ * channel: the embedded backend reads atomics; the etcd backend asks the
+ * cluster and, if it cannot be reached, answers the last revision it saw.
+ */
 eng_rev_t eng_current_rev(eng *e);
 eng_rev_t eng_compact_rev(eng *e);
 
@@ -476,7 +485,9 @@ int eng_lease_lookup(eng *e, const char *name, eng_lease_t *out);
  * Errors: ENG_E_LEASE_NOT_FOUND.
  */
 int eng_lease_keepalive(eng *e, eng_lease_t id, int64_t *ttl);
-/* Change the TTL and renew (SPEC: writing a TTL to a lease file). */
+/* Change the TTL and renew (SPEC: writing a TTL to a lease file).  Takes
+ * no revision.  Errors: ENG_E_INVAL, ENG_E_TTL, ENG_E_LEASE_NOT_FOUND,
+ * ENG_E_READ_ONLY, ENG_E_IO, ENG_E_NOMEM. */
 int eng_lease_set_ttl(eng *e, eng_lease_t id, int64_t ttl);
 /*
  * Revoke: delete every attached key and the lease in one revision (none if
@@ -574,7 +585,9 @@ struct eng_stats {
 	struct eng_op_stats range, txn, compact; /* txn counts puts/deletes */
 };
 
-/* A snapshot of the counters (cheap; never scans keys). */
+/* A snapshot of the counters into *out (cheap; never scans keys).
+ * Errors: ENG_E_INVAL; the etcd backend, which asks the cluster for the
+ * key count and size, also ENG_E_UNAVAILABLE, ENG_E_TIMEOUT, ENG_E_NOMEM. */
 int eng_stats_get(eng *e, struct eng_stats *out);
 
 #ifdef __cplusplus

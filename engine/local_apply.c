@@ -4,13 +4,15 @@
  * and append its records to the group's writebatch.
  *
  * Every request is first validated against the state it starts from
- * (etcd's order: NOSPACE, then per op: future/compacted ranges, missing key
- * for IGNORE_*, missing lease), so a rejected request writes nothing.  Then
- * it executes; each version goes to `k`, `l` and `r` (and the lease attach
- * index `A`) in the same batch, so the indexes always agree.  A txn that
- * changes something takes exactly one revision (b->rev + 1); one that
- * changes nothing takes none.  Reads inside a txn go through the overlay,
- * so they see the group's and the txn's own earlier writes.
+ * (etcd's order: NOSPACE if either branch puts, before the compares; then,
+ * for the branch that runs, every put — missing key for IGNORE_*, missing
+ * lease — before every range — future, compacted), so a rejected request
+ * writes nothing.  Then it executes; each version goes to `k`, `l` and `r`
+ * (and the lease attach index `A`) in the same batch, so the indexes always
+ * agree.  A txn that changes something takes exactly one revision
+ * (b->rev + 1); one that changes nothing takes none.  Reads inside a txn
+ * go through the overlay, so they see the group's and the txn's own
+ * earlier writes.
  */
 #include "local_int.h"
 
@@ -319,13 +321,26 @@ static int lease_exists(struct view *v, eng_lease_t id)
 	return rc;
 }
 
-static size_t ops_bytes(const struct eng_op *ops, size_t n)
+/* What a branch's puts add to the store (two records and a log entry
+ * each); 0 if it puts nothing. */
+static size_t put_bytes(const struct eng_op *ops, size_t n)
 {
 	size_t s = 0;
 
 	for (size_t i = 0; i < n; i++)
-		s += ops[i].key_len + ops[i].value_len + 2 * REC_HDR_LEN + 32;
+		if (ops[i].type == ENG_OP_PUT)
+			s += ops[i].key_len + ops[i].value_len +
+			     2 * REC_HDR_LEN + 32;
 	return s;
+}
+
+/* etcd's costTxn: the larger branch's puts, whichever branch will run. */
+static size_t txn_put_bytes(const struct eng_txn *t)
+{
+	size_t s = put_bytes(t->success, t->nsuccess);
+	size_t f = put_bytes(t->failure, t->nfailure);
+
+	return s > f ? s : f;
 }
 
 static int quota_check(struct local *l, struct batch *b, size_t bytes)
@@ -336,7 +351,7 @@ static int quota_check(struct local *l, struct batch *b, size_t bytes)
 		return ENG_E_NOSPACE;
 	est = atomic_load(&l->db_bytes) + atomic_load(&l->pending_bytes) +
 	      b->bytes + bytes;
-	if (est <= l->base.opt.quota_bytes)
+	if (est < l->base.opt.quota_bytes) /* etcd: size + cost < quota */
 		return 0;
 	atomic_store(&l->alarm, true);
 	eng_logf(&l->base.opt, ENG_LOG_WARN,
@@ -348,23 +363,20 @@ static int quota_check(struct local *l, struct batch *b, size_t bytes)
 	return ENG_E_NOSPACE;
 }
 
-/* etcd's checkRequests, against the state before the txn (NOSPACE
- * first, as etcd's capped applier; then the puts, then the ranges). */
+/* etcd's checkRequests for the branch that runs, against the state
+ * before the txn: the puts first, then the ranges (NOSPACE came before
+ * the compares, in apply_txn). */
 static int validate_ops(struct local *l, struct batch *b, struct view *v,
                         const struct eng_op *ops, size_t n)
 {
 	struct cbuf k = {0}, buf = {0};
-	bool puts = false, writes = false;
+	bool writes = false;
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		puts |= ops[i].type == ENG_OP_PUT;
+	for (size_t i = 0; i < n; i++)
 		writes |= ops[i].type != ENG_OP_RANGE;
-	}
 	if (writes && l->base.opt.read_only)
 		return ENG_E_READ_ONLY;
-	if (puts && (rc = quota_check(l, b, ops_bytes(ops, n))))
-		return rc;
 	/* etcd checks every put first, then every range. */
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct eng_op *o = &ops[i];
@@ -609,9 +621,18 @@ static int apply_txn(struct local *l, struct batch *b, struct commit_req *cr)
 	int64_t newrev = b->rev + 1;
 	bool wrote = false;
 	uint32_t sub = 0;
-	size_t n;
+	size_t n, cost;
 	int rc;
 
+	/*
+	 * etcd's capped applier (and its quota check) refuse a txn that puts
+	 * in either branch, before its compares run: under the NOSPACE alarm
+	 * a txn whose put is in the branch that would not run fails too.  A
+	 * read-only store answers ENG_E_READ_ONLY below instead.
+	 */
+	cost = l->base.opt.read_only ? 0 : txn_put_bytes(t);
+	if (cost && (cr->rc = quota_check(l, b, cost)))
+		return 0;
 	res->succeeded = true;
 	for (size_t i = 0; i < t->ncmps && res->succeeded; i++) {
 		rc = eval_cmp(&v, &t->cmps[i], &res->succeeded);

@@ -145,6 +145,9 @@ struct side {
 
 /* side_engine.c: open the engine in `dir` (created by the caller). */
 int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms);
+/* ... with a quota of quota_bytes (the NOSPACE phase). */
+int side_engine_open_quota(struct side *s, int idx, const char *dir,
+                           uint64_t quota_bytes);
 /* ... or the engine API's etcd backend (eng_open_etcd) on an etcd. */
 int side_engine_open_etcd(struct side *s, int idx, const char *endpoint,
                           int progress_ms);
@@ -291,6 +294,12 @@ bool conf_compare_all(struct conf_run *R, long idx, eng_rev_t rev);
 bool phase_expiry(struct conf_run *R, long idx, int n);
 /* Reopen side B and compare everything again, then nops more ops. */
 bool phase_restart(struct conf_run *R, long nops);
+
+/* nospace.c: the NOSPACE alarm on an etcd started with a 1 MiB quota
+ * against an engine with the same quota; adds to *passed / *failed. */
+#define CONF_NOSPACE_QUOTA (1024 * 1024)
+void phase_nospace(const char *endpoint, const char *dirbase, int *passed,
+                   int *failed);
 
 /* ------------------------------------------------------------- scenarios */
 

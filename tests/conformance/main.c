@@ -5,6 +5,7 @@
  *
  *   conformance --endpoint URL [--endpoint2 URL] [--seed S] [--ops N]
  *               [--expiries K] [--no-leases] [--no-watches] [--verbose]
+ *   conformance --nospace URL    (the NOSPACE probes of nospace.c only)
  *
  * After every operation both sides' current revisions must agree too.
  * Watches opened during the sequence are compared at the end, event by
@@ -382,6 +383,7 @@ static void usage(FILE *f)
 	        "[--verbose] [--corrupt OP]\n"
 	        "                   [--no-scenarios] [--no-restart] "
 	        "[--no-empty-ranges]\n"
+	        "       conformance --nospace URL [--dir DIR]\n"
 	        "Side A is the etcd at --endpoint; side B is the revfs engine "
 	        "in a fresh\n"
 	        "directory (under --dir, default $TMPDIR), or the etcd at "
@@ -393,7 +395,11 @@ static void usage(FILE *f)
 	        "--no-empty-ranges replaces the random [k, e) with e <= k by "
 	        "[k, \\0): it looks\n"
 	        "past that known difference of the etcd backend "
-	        "(docs/conformance.md).\n");
+	        "(docs/conformance.md).\n"
+	        "--nospace: the NOSPACE alarm against the etcd at URL, which "
+	        "must run with\n"
+	        "--quota-backend-bytes 1048576 (an engine gets the same "
+	        "quota).\n");
 }
 
 int main(int argc, char **argv)
@@ -415,10 +421,12 @@ int main(int argc, char **argv)
 	    {"no-scenarios", no_argument, NULL, 'S'},
 	    {"no-restart", no_argument, NULL, 'R'},
 	    {"no-empty-ranges", no_argument, NULL, 'Z'},
+	    {"nospace", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *ep = NULL, *ep2 = NULL, *epb = NULL, *dirbase = NULL;
+	const char *nospace = NULL;
 	char dir[4096] = "", replay[8192];
 	struct conf_run R;
 	struct timeval tv;
@@ -491,6 +499,9 @@ int main(int argc, char **argv)
 		case 'Z':
 			R.g.no_empty_ranges = true;
 			break;
+		case 'N':
+			nospace = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -498,6 +509,12 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (nospace) {
+		phase_nospace(nospace, dirbase, &R.passed, &R.failed);
+		printf("conformance: %d passed, %d failed (NOSPACE)\n",
+		       R.passed, R.failed);
+		return R.failed ? 1 : 0;
 	}
 	if (!ep || R.nops < 1) {
 		usage(stderr);

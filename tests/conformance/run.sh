@@ -12,8 +12,10 @@
 # is the engine API's etcd backend (eng_open_etcd) on a second fresh etcd.  Environment: SEED (default:
 # from the clock, printed), OPS (default 2000), CONF_BIN (default
 # build/conformance), ETCD (default: etcd from PATH, Debian's /usr/bin/etcd).  Everything started here is killed and every directory
-# removed on any exit.  --self also checks the checker: a run in which one
-# answer of side B is falsified (--corrupt) must fail at that op.  The last
+# removed on any exit.  Then (not with --etcd-backend) the checker is
+# checked: a short run on fresh stores in which one answer of side B is
+# falsified (--corrupt) must fail at that op.  Against the engine, last,
+# the NOSPACE probes run on an etcd started with a 1 MiB quota.  The last
 # line is "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
@@ -71,9 +73,11 @@ free_port() {
 	return 1
 }
 
-# start_etcd NAME: sets URL to the client URL of a fresh, healthy etcd.
+# start_etcd NAME [ETCD ARGS...]: sets URL to the client URL of a fresh,
+# healthy etcd.
 start_etcd() {
 	local name=$1 port try pid i
+	shift
 	for try in 1 2 3; do
 		port=$(free_port) || fail "no free port"
 		"$ETCD" --name "$name" --data-dir "$TMP/$name.data" \
@@ -83,7 +87,7 @@ start_etcd() {
 			--initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
 			--initial-cluster "$name=http://127.0.0.1:$((port + 1))" \
 			--experimental-watch-progress-notify-interval 200ms \
-			--max-txn-ops 1024 \
+			--max-txn-ops 1024 "$@" \
 			>"$TMP/$name.log" 2>&1 &
 		pid=$!
 		PIDS+=("$pid")
@@ -149,18 +153,31 @@ if [ "$rc" -ne 0 ]; then
 	echo "# conformance failed (exit $rc); replay: SEED=$SEED OPS=$OPS $0 $*"
 fi
 
-if [ "$MODE" = self ]; then
+if [ "$MODE" != etcd-backend ]; then
 	# The checker must catch a difference: falsify one answer of side B
-	# on two fresh etcds and expect the run to fail at that op.
+	# (the engine, or with --self the second etcd) on fresh stores and
+	# expect the run to fail at that op.  In make test too, so a checker
+	# that stopped comparing would not pass silently.
 	stop_etcds
 	start_etcd a
 	A=$URL
-	start_etcd b
+	CARGS=(--endpoint "$A")
+	if [ "$MODE" = self ]; then
+		start_etcd b
+		CARGS+=(--endpoint2 "$URL")
+	fi
 	BAD=$(( SEED % 150 + 20 ))
-	"$BIN" --endpoint "$A" --endpoint2 "$URL" --seed "$SEED" --ops 200 \
-		--expiries 0 --corrupt "$BAD" >"$TMP/corrupt.out" 2>&1
+	"$BIN" "${CARGS[@]}" --seed "$SEED" --ops 200 --expiries 0 \
+		--no-scenarios --no-watches --no-restart --corrupt "$BAD" \
+		>"$TMP/corrupt.out" 2>&1
 	crc=$?
-	if [ "$crc" -eq 1 ] && grep -q "^DIFFERENCE at op #" "$TMP/corrupt.out"; then
+	# The report names the op, the seed, both answers and the replay.
+	if [ "$crc" -eq 1 ] &&
+		grep -q "^DIFFERENCE at op #[0-9]* (seed $SEED)" "$TMP/corrupt.out" &&
+		grep -q '^  op: ' "$TMP/corrupt.out" &&
+		grep -q '^  A: ' "$TMP/corrupt.out" &&
+		grep -q '^  B: ' "$TMP/corrupt.out" &&
+		grep -q "^  replay: .* --seed $SEED " "$TMP/corrupt.out"; then
 		echo "ok - a falsified answer (op #$BAD) is reported: $(grep -m1 '^DIFFERENCE' "$TMP/corrupt.out")"
 		PASS=$((PASS + 1))
 	else
@@ -168,6 +185,14 @@ if [ "$MODE" = self ]; then
 		sed 's/^/#   /' "$TMP/corrupt.out" | tail -n 20
 		FAIL=$((FAIL + 1))
 	fi
+fi
+if [ "$MODE" = engine ]; then
+	# The NOSPACE alarm: an etcd with a 1 MiB quota against an engine with
+	# the same quota (tests/conformance/nospace.c).
+	stop_etcds
+	start_etcd q --quota-backend-bytes $((1024 * 1024))
+	"$BIN" --nospace "$URL" 2>&1 | tee "$TMP/nospace.out"
+	count_summary "$TMP/nospace.out"
 fi
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -30,6 +30,7 @@ struct engine_side {
 	char dir[4096];     /* the embedded backend's store, or */
 	char etcd_url[256]; /* the etcd backend's endpoint */
 	int progress_ms;
+	uint64_t quota_bytes; /* 0: the default */
 };
 
 static eng *E(struct side *s)
@@ -44,6 +45,7 @@ static int engine_open(struct engine_side *es)
 	eng_options_init(&opt);
 	opt.sync = ENG_SYNC_NONE;
 	opt.progress_interval_ms = es->progress_ms;
+	opt.quota_bytes = es->quota_bytes;
 	opt.log = engine_log;
 	if (es->etcd_url[0]) {
 		const char *eps[1] = {es->etcd_url};
@@ -372,6 +374,19 @@ int side_engine_open(struct side *s, int idx, const char *dir, int progress_ms)
 		return ENG_E_NOMEM;
 	snprintf(es->dir, sizeof(es->dir), "%s", dir);
 	es->progress_ms = progress_ms;
+	return side_open(s, idx, es, dir);
+}
+
+int side_engine_open_quota(struct side *s, int idx, const char *dir,
+                           uint64_t quota_bytes)
+{
+	struct engine_side *es = calloc(1, sizeof(*es));
+
+	if (!es)
+		return ENG_E_NOMEM;
+	snprintf(es->dir, sizeof(es->dir), "%s", dir);
+	es->progress_ms = 100;
+	es->quota_bytes = quota_bytes;
 	return side_open(s, idx, es, dir);
 }
 

@@ -1,8 +1,9 @@
 /*
- * test_quota.c — the NOSPACE alarm with a tiny quota: puts (and txns whose
- * executed branch puts) are refused once the store would pass the quota,
- * the alarm is sticky, reads, deletes, read-only txns and compaction still
- * work, and the alarm clears once compaction brings the files back under.
+ * test_quota.c — the NOSPACE alarm with a tiny quota: puts, and txns with a
+ * put in either branch (etcd's capped applier, whichever branch would run),
+ * are refused once the store would pass the quota; the alarm is sticky;
+ * reads, deletes, txns that put nothing and compaction still work, and the
+ * alarm clears once compaction brings the files back under.
  * Also the read-only store.
  */
 #include "engine_helpers.h"
@@ -40,6 +41,17 @@ static void test_alarm_and_recovery(void **state)
 	                    .nsuccess = 1,
 	                    .failure = &rd,
 	                    .nfailure = 1};
+	struct eng_op ops[] = {
+	    {.type = ENG_OP_DELETE, .key = "q", .key_len = 1},
+	    {.type = ENG_OP_RANGE, .key = "q", .key_len = 1},
+	};
+	struct eng_txn nop = {.cmps = &never,
+	                      .ncmps = 1,
+	                      .success = ops,
+	                      .nsuccess = 2,
+	                      .failure = &rd,
+	                      .nfailure = 1};
+	eng_rev_t rev;
 	eng *e;
 	int rc = 0, i;
 
@@ -61,14 +73,41 @@ static void test_alarm_and_recovery(void **state)
 	/* Sticky: even a small put is refused. */
 	assert_int_equal(eng_put(e, "small", 5, "x", 1, 0, NULL, NULL),
 	                 ENG_E_NOSPACE);
-	/* Reads, deletes and a txn whose executed branch only reads work. */
+	/* Reads and deletes work. */
 	assert_string_equal(th_get(e, "keep", 0), "1");
 	th_del(e, "keep", NULL, 1);
-	assert_int_equal(eng_txn(e, &t, &res), 0);
+	/*
+	 * etcd's capped applier refuses a txn with a put in either branch
+	 * before its compares run: even when the branch that would run only
+	 * reads, and whichever branch holds the put.
+	 */
+	rev = eng_current_rev(e);
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_NOSPACE);
 	assert_false(res.succeeded);
 	eng_txn_res_release(&res);
-	never.result = ENG_CMP_GT; /* now the put branch runs */
+	never.result = ENG_CMP_GT; /* now the put branch would run */
 	assert_int_equal(eng_txn(e, &t, &res), ENG_E_NOSPACE);
+	eng_txn_res_release(&res);
+	t = (struct eng_txn){.cmps = &never,
+	                     .ncmps = 1,
+	                     .success = &rd,
+	                     .nsuccess = 1,
+	                     .failure = &put,
+	                     .nfailure = 1};
+	assert_int_equal(eng_txn(e, &t, &res), ENG_E_NOSPACE);
+	eng_txn_res_release(&res);
+	assert_int_equal(eng_current_rev(e), rev);
+	/* A txn that puts nothing runs, in either branch. */
+	never.result = ENG_CMP_LT;
+	assert_int_equal(eng_txn(e, &nop, &res), 0);
+	assert_false(res.succeeded);
+	assert_int_equal(res.nres, 1);
+	eng_txn_res_release(&res);
+	nop.ncmps = 0; /* the success branch: a delete and a range */
+	assert_int_equal(eng_txn(e, &nop, &res), 0);
+	assert_true(res.succeeded);
+	assert_int_equal(res.res[0].deleted, 1);
+	assert_int_equal(res.header_rev, rev + 1);
 	eng_txn_res_release(&res);
 	/* Compaction clears it once the files are back under the quota. */
 	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
