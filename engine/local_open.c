@@ -201,8 +201,10 @@ static int dir_state(const char *dir, bool *has_current)
 	int n = 0;
 
 	*has_current = false;
+	/* A missing path, or a file that is not a directory, is no store. */
 	if (!d)
-		return errno == ENOENT ? ENG_E_NOT_STORE : ENG_E_IO;
+		return errno == ENOENT || errno == ENOTDIR ? ENG_E_NOT_STORE
+		                                           : ENG_E_IO;
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;

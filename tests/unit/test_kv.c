@@ -184,6 +184,16 @@ static void test_rev_errors(void **state)
 	assert_string_equal(th_get(e, "a", r2), "2");
 	assert_int_equal(eng_compact(e, r2, false), ENG_E_COMPACTED);
 	assert_int_equal(eng_compact(e, r3 + 1, false), ENG_E_FUTURE_REV);
+	/* Logical at once: without waiting for the physical pass, a read
+	 * below the new compaction revision fails from the return on. */
+	assert_int_equal(eng_compact(e, r3, false), 0);
+	assert_int_equal(eng_compact_rev(e), r3);
+	assert_int_equal(th_range(e, "a", NULL, r2, 0, 0, &res),
+	                 ENG_E_COMPACTED);
+	eng_range_res_release(&res);
+	assert_string_equal(th_get(e, "a", r3), "3");
+	/* Compacting at the current revision is allowed (etcd's). */
+	assert_int_equal(eng_current_rev(e), r3);
 	eng_close(e);
 	th_cleanup(dir);
 }
@@ -315,6 +325,96 @@ static void test_txn_compares_missing(void **state)
 	assert_int_equal(run_txn(e, &c, 1, NULL, 0, &res), 0);
 	assert_false(res.succeeded);
 	eng_txn_res_release(&res);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* Does `key target result operand` hold (a txn with that one compare)? */
+static bool cmp_key_holds(eng *e, const char *key, enum eng_cmp_target target,
+                          enum eng_cmp_result result, int64_t number,
+                          const char *value, size_t value_len)
+{
+	struct eng_cmp c = {
+	    .key = key,
+	    .key_len = strlen(key),
+	    .target = target,
+	    .result = result,
+	    .number = number,
+	    .value = value,
+	    .value_len = value_len,
+	};
+	struct eng_txn_res res;
+	bool ok;
+
+	assert_int_equal(run_txn(e, &c, 1, NULL, 0, &res), 0);
+	ok = res.succeeded;
+	eng_txn_res_release(&res);
+	return ok;
+}
+
+/*
+ * Every target with every operator on an existing key, against an operand
+ * below, equal to and above the key's own value: `actual OP operand`, as
+ * etcd's Compare (values bytewise, unsigned, a prefix sorting first).
+ */
+static void test_txn_compare_targets(void **state)
+{
+	static const enum eng_cmp_result ops[] = {ENG_CMP_EQ, ENG_CMP_NE,
+	                                          ENG_CMP_LT, ENG_CMP_GT};
+	/* expected[op][below, equal, above] */
+	static const bool want[4][3] = {
+	    {false, true, false}, /* = */
+	    {true, false, true},  /* != */
+	    {false, false, true}, /* < : actual < operand */
+	    {true, false, false}, /* > */
+	};
+	/* operands for the value "m": where = -1 below, 0 equal, 1 above */
+	static const struct {
+		const char *v;
+		int where;
+	} vals[] = {{"", -1}, {"l", -1}, {"m", 0}, {"ma", 1}, {"\x80", 1}};
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	eng_rev_t create, mod;
+	eng_lease_t lease;
+	int64_t actual[5] = {0};
+
+	(void)state;
+	assert_int_equal(eng_lease_grant(e, 0, 600, NULL, &lease), 0);
+	th_put(e, "other", "x");
+	create = th_put(e, "k", "m");
+	th_put(e, "other", "y");
+	assert_int_equal(eng_put(e, "k", 1, "m", 1, lease, &mod, NULL), 0);
+	actual[ENG_CMP_VERSION] = 2;
+	actual[ENG_CMP_CREATE] = create;
+	actual[ENG_CMP_MOD] = mod;
+	actual[ENG_CMP_LEASE] = lease;
+	for (int t = ENG_CMP_VERSION; t <= ENG_CMP_LEASE; t++) {
+		if (t == ENG_CMP_VALUE)
+			continue;
+		for (int o = 0; o < 4; o++)
+			for (int d = -1; d <= 1; d++) {
+				bool got = cmp_key_holds(
+				    e, "k", (enum eng_cmp_target)t, ops[o],
+				    actual[t] + d, NULL, 0);
+
+				if (got != want[o][d + 1])
+					fprintf(stderr,
+					        "target %d op %d operand "
+					        "%+d: %d\n",
+					        t, o, d, got);
+				assert_int_equal(got, want[o][d + 1]);
+			}
+	}
+	/* Values, bytewise and unsigned: "" < "l" < "m" < "ma" < "\x80". */
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		for (int o = 0; o < 4; o++)
+			assert_int_equal(cmp_key_holds(e, "k", ENG_CMP_VALUE,
+			                               ops[o], 0, vals[i].v,
+			                               strlen(vals[i].v)),
+			                 want[o][vals[i].where + 1]);
+	/* None of the compares took a revision. */
+	assert_int_equal(eng_current_rev(e), mod);
 	eng_close(e);
 	th_cleanup(dir);
 }
@@ -477,6 +577,38 @@ static void test_put_flags_and_limits(void **state)
 	th_cleanup(dir);
 }
 
+/* The engine's own defaults (etcd's): values up to 1,572,864 bytes, a
+ * quota of 2 GiB. */
+static void test_default_limits(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options o;
+	struct eng_stats st;
+	eng *e;
+	char *v;
+
+	(void)state;
+	eng_options_init(&o);
+	assert_int_equal(o.max_value, 1572864);
+	assert_int_equal(o.quota_bytes, 2ULL << 30);
+	o.max_value = 0; /* 0 means the default too */
+	o.quota_bytes = 0;
+	e = th_open(dir, &o);
+	v = malloc(1572865);
+	assert_non_null(v);
+	memset(v, 'v', 1572865);
+	assert_int_equal(eng_put(e, "big", 3, v, 1572865, 0, NULL, NULL),
+	                 ENG_E_TOO_LARGE);
+	assert_int_equal(eng_current_rev(e), 1);
+	assert_int_equal(eng_put(e, "big", 3, v, 1572864, 0, NULL, NULL), 0);
+	assert_int_equal(eng_stats_get(e, &st), 0);
+	assert_int_equal(st.quota_bytes, 2ULL << 30);
+	assert_false(st.alarm_nospace);
+	free(v);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 static void test_arg_checks(void **state)
 {
 	char *dir = th_tmpdir();
@@ -578,6 +710,9 @@ static void test_not_store_and_locked(void **state)
 	fputs("hello", fp);
 	fclose(fp);
 	assert_int_equal(eng_open(dir, NULL, &e), ENG_E_NOT_STORE);
+	/* A regular file where the directory should be. */
+	assert_int_equal(eng_open(f, NULL, &e), ENG_E_NOT_STORE);
+	assert_null(e);
 	unlink(f);
 	free(f);
 	/* Locked by another process. */
@@ -791,9 +926,10 @@ static void test_concurrent_group_commit(void **state)
 	assert_int_equal(eng_current_rev(e), NTHREADS * NPUTS + 1);
 	assert_int_equal(eng_stats_get(e, &st), 0);
 	assert_int_equal(st.keys, NTHREADS * NPUTS);
-	/* Group commit shared writes. */
+	/* Group commit shared writes; the default sync mode synced every
+	 * group before its writers returned (durable on return). */
 	assert_true(st.commits < NTHREADS * NPUTS);
-	assert_true(st.fsyncs <= st.commits);
+	assert_int_equal(st.fsyncs, st.commits);
 	eng_close(e);
 	th_cleanup(dir);
 }
@@ -996,9 +1132,11 @@ int main(void)
 	    cmocka_unit_test(test_rev_errors),
 	    cmocka_unit_test(test_delimiter),
 	    cmocka_unit_test(test_txn_compares_missing),
+	    cmocka_unit_test(test_txn_compare_targets),
 	    cmocka_unit_test(test_txn_own_writes),
 	    cmocka_unit_test(test_txn_dup_and_noop),
 	    cmocka_unit_test(test_put_flags_and_limits),
+	    cmocka_unit_test(test_default_limits),
 	    cmocka_unit_test(test_arg_checks),
 	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_not_store_and_locked),
