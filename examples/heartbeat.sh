@@ -49,14 +49,19 @@ done
 sleep 1
 echo "started $NODES nodes (renew every $RENEW s, TTL $TTL s)"
 
-known=$(ls "$MNT/nodes")
+# past F: whether the fraction F of SECONDS_TOTAL has gone by (awk: the
+# times are fractional)
 start=$(date +%s.%N)
+past() {
+	awk -v s="$start" -v n="$(date +%s.%N)" -v t="$SECONDS_TOTAL" \
+		-v f="$1" 'BEGIN { exit !(n - s >= t * f) }'
+}
+
+known=$(ls "$MNT/nodes")
 killed=0
 while :; do
-	now=$(date +%s.%N)
-	elapsed=$(echo "$now - $start" | bc)
-	(($(echo "$elapsed >= $SECONDS_TOTAL" | bc))) && break
-	if ((!killed)) && (($(echo "$elapsed >= $SECONDS_TOTAL / 3" | bc))); then
+	past 1 && break
+	if ((!killed)) && past 0.3333; then
 		kill "${kubelets[$KILL]}"
 		echo "killed the kubelet of node-$KILL at $(date -u +%T)"
 		killed=1

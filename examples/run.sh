@@ -139,3 +139,22 @@ assert_true "inotify: DELETE of a key removed by its lease's expiry" \
 	grep -qF "DELETE $MNT/ino/leased" "$T/ino"
 
 assert_stop "unmount"
+
+# ---- demo: the README's first command mounts its own store and leaves it
+DM=$T/demo.mnt
+RV_MOUNTS+=("$DM") # the trap unmounts it if a check below fails
+out=$(REVFS=$REVFS timeout 60 "$EX/demo.sh" "$DM" 2>&1)
+assert_eq "demo: exits 0" 0 $?
+assert_true "demo: says where it mounted" \
+	grep -qF "revfs is mounted at $DM" <<<"$out"
+ddata=$(sed -n 's/.*(store: \(.*\))\.$/\1/p' <<<"$out")
+[ -n "$ddata" ] && rv_atexit "rm -rf '$ddata'"
+assert_file_content "demo: the current value" "$DM/registry/pods/web-1" \
+	$'image: nginx:1.27\n'
+assert_eq "demo: two versions in web-1@history" 2 \
+	"$(wc -l <"$DM/registry/pods/web-1@history")"
+r1=$(sed -n 's|.*cat config/app@\([0-9]*\) .*|\1|p' <<<"$out")
+assert_file_content "demo: the tour's config/app@$r1 is the old value" \
+	"$DM/config/app@$r1" $'debug=false\n'
+assert_true "demo: fusermount3 -u, as it says, unmounts it" \
+	fusermount3 -u "$DM"

@@ -5,7 +5,9 @@
 # compaction revision: ENODATA; garbage: EINVAL); @stats is Prometheus text
 # with every metric of the issue, right after known operations; @snapshot,
 # copied while writers run, restores (revfsctl snapshot restore) to a store
-# with the same content at the snapshot's revision.
+# with the same content at the snapshot's revision; where the control
+# names resolve (only @watch outside the root) and the errors of writing
+# them (docs/reference.md §8).
 . "$(dirname "$0")/lib.sh"
 trap rv_cleanup EXIT INT TERM HUP
 
@@ -85,6 +87,26 @@ mono=$(grep '^revfs_op_duration_seconds_bucket{op="txn"' <<<"$(cat "$MNT/@stats"
 assert_eq "@stats: histogram buckets are cumulative" yes "$mono"
 cm=$(stat_of revfs_commits_total)
 assert_true "@stats: commits counted" test "${cm%.*}" -gt 0
+
+# ---- where the control names resolve, and their errors (reference.md §2,
+# §8, §10): @watch in every directory, the others in the root only
+mkdir -p "$MNT/sub"
+assert_succeeds "@watch resolves in a subdirectory" stat "$MNT/sub/@watch"
+for c in @revision @compact @stats @snapshot @leases; do
+	assert_fails_with "$c outside the root: ENOENT" ENOENT stat \
+		"$MNT/sub/$c"
+done
+for c in @revision @stats @snapshot; do
+	assert_fails_with "$c cannot be opened for writing (EROFS)" \
+		EROFS open "$MNT/$c" w
+done
+assert_fails_with "KEY@ifrev=REV cannot be opened for reading (EACCES)" \
+	EACCES open "$MNT/k1@ifrev=100" r
+assert_eq "@snapshot is readable by the mounting user only (0400)" 400 \
+	"$(stat -c %a "$MNT/@snapshot")"
+assert_fails_with "@watch is read-only (EROFS)" EROFS open "$MNT/@watch" w
+assert_true "mkfifo: only regular files (EPERM)" sh -c \
+	"mkfifo '$MNT/fifo' 2>&1 | grep -q 'Operation not permitted'"
 
 # ---- @snapshot while writers run
 mkdir -p "$MNT/w"
