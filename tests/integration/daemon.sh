@@ -235,6 +235,24 @@ assert_eq "... read-only as asked" EROFS \
 umount "$T/m1.mnt"
 [ -n "$bgpid" ] && rv_wait_exit "$bgpid" 20
 
+# The helper as `make install` lays it out (PREFIX/sbin beside PREFIX/bin),
+# run as mount(8) runs it, without $REVFS and with a bare PATH: it must run
+# the revfs installed beside it.
+mkdir -p "$T/inst/sbin" "$T/inst/bin"
+cp "$HELPER" "$T/inst/sbin/mount.fuse.revfs"
+cp "$REVFS" "$T/inst/bin/revfs"
+env -u REVFS PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	"$T/inst/sbin/mount.fuse.revfs" "$T/m1.data" "$T/m1.mnt" -o ro \
+	2>>"$T/mount.err"
+assert_eq "the installed helper, run as mount(8) runs it, exits 0" 0 $?
+bgpid=$(rv_pid_of_mount "$T/m1.mnt")
+[ -n "$bgpid" ] && RV_PIDS+=("$bgpid")
+assert_eq "... and runs the revfs installed beside it" "$T/inst/bin/revfs" \
+	"$(readlink "/proc/$bgpid/exe" 2>&1)"
+check_batch INT "... which serves the store"
+umount "$T/m1.mnt"
+[ -n "$bgpid" ] && rv_wait_exit "$bgpid" 20
+
 printf '%s %s fuse.revfs defaults,prefix=fu/ 0 0\n' "$T/m1.data" \
 	"$T/m1.mnt" >"$T/fstab"
 mount -a -T "$T/fstab" 2>>"$T/mount.err"
