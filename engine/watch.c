@@ -1681,6 +1681,16 @@ static eng_rev_t watcher_next_rev(const eng_watch *pw)
 	return atomic_load(&w->next_rev);
 }
 
+void watch_test_queued(eng_watch *pw, size_t *events, size_t *bytes)
+{
+	struct watcher *w = (struct watcher *)pw;
+
+	pthread_mutex_lock(&w->lock);
+	*events = w->q_len;
+	*bytes = w->q_bytes;
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* ------------------------------------------------------- open and close */
 
 static void watcher_free(struct watcher *w)

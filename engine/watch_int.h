@@ -33,4 +33,13 @@ void watch_set_test_limits(const struct watch_limits *lim);
  */
 void watch_test_fail_publishes(int n);
 
+/*
+ * For tests: what watch w (opened on a hub: the local or the etcd backend)
+ * holds queued for its reader now — events, and their accounted bytes
+ * (each event's header, key and value).  The bound a reader that stops
+ * reading is held to.
+ */
+struct eng_watch;
+void watch_test_queued(struct eng_watch *w, size_t *events, size_t *bytes);
+
 #endif /* REVFS_WATCH_INT_H */

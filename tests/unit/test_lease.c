@@ -2,15 +2,22 @@
  * test_lease.c — leases through the real engine (eng_open in a mktemp -d
  * directory): grant (ids, names, TTL bounds), keepalive, set_ttl, revoke,
  * time-to-live with keys, list; attached keys deleted in one revision with
- * DELETE events to a watcher, by revoke and by expiry; expiry timing (the
- * measured lateness is printed); renewals that keep a lease alive and take
- * no revision; reopen (leases survive with their full TTL); 100,000 live
- * leases with a few short ones expiring on time; keepalive racing expiry.
+ * DELETE events to a watcher, by revoke and by expiry; expiry within
+ * 500 ms of the deadline (issue 3) — alone, after a reopen, for 2,000
+ * leases due at once, among 100,000 live leases and under a write load;
+ * renewals that keep a lease alive, take no revision, no commit and write
+ * no byte to the store; reopen (leases survive with their full TTL);
+ * keepalive racing expiry.
+ *
+ * How late an expiry was is measured on the deletion itself: the
+ * tombstone's mtime_ns is the wall-clock time its commit started, so the
+ * measure does not depend on when this test's thread got to look.
  */
 #include "tests/unit/engine_helpers.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static int64_t now_ms(void)
@@ -19,6 +26,94 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Issue 3's bound: a lease expires within 500 ms of its deadline.  Under
+ * valgrind (tests/run.sh sets RV_UNDER_VALGRIND) the engine runs 20-50
+ * times slower; there the tests check behaviour and the bound is the unit
+ * and san suites' business.
+ */
+static int64_t late_max_ms(void)
+{
+	return getenv("RV_UNDER_VALGRIND") ? 5000 : 500;
+}
+
+/*
+ * The same bound for the last of 2,000 leases due at the same instant:
+ * 2,000 commits, about 120 ms in the plain build and 300 ms under ASan on
+ * an idle machine (420 ms with two CPU hogs).  The sanitizer build
+ * (the san suite) gets twice the bound there: its job is memory and
+ * undefined behaviour, and the plain build checks the 500 ms.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RV_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RV_SANITIZED 1
+#endif
+#endif
+static int64_t burst_max_ms(void)
+{
+#ifdef RV_SANITIZED
+	return 2 * late_max_ms();
+#else
+	return late_max_ms();
+#endif
+}
+
+/*
+ * How late (ms) the deletion of k committed after `deadline_ns` (wall
+ * clock): its tombstone's commit time minus the deadline.  A negative
+ * answer means the key went before its lease's deadline.  *rev (if not
+ * NULL) gets the deletion's revision.
+ */
+static int64_t deletion_late_ms(eng *e, const char *k, int64_t deadline_ns,
+                                eng_rev_t *rev)
+{
+	struct eng_range_res res;
+	const struct eng_kv *last;
+	int64_t late;
+
+	assert_int_equal(eng_history(e, k, strlen(k), 0, 0, &res), 0);
+	assert_true(res.n > 0);
+	last = &res.kvs[res.n - 1];
+	assert_true(last->deleted);
+	assert_true(last->mtime_ns > 0);
+	late = (last->mtime_ns - deadline_ns) / 1000000;
+	if (rev)
+		*rev = last->mod_rev;
+	eng_range_res_release(&res);
+	return late;
+}
+
+/*
+ * Check one lateness measured from the moment just before the call that
+ * set the deadline (grant, keepalive, open): the true deadline is at or
+ * after that, so the measure is never below the true lateness, and a key
+ * deleted on time measures >= 0.
+ */
+static void check_late_within(const char *what, int64_t late, int64_t max)
+{
+	fprintf(stderr, "# %s: deleted %lld ms after its deadline\n", what,
+	        (long long)late);
+	/* 2 ms: the deadline is on the monotonic clock, the commit time on
+	 * the wall clock, which NTP may slew a little meanwhile */
+	assert_true(late >= -2);
+	assert_true(late <= max);
+}
+
+static void check_late(const char *what, int64_t late)
+{
+	check_late_within(what, late, late_max_ms());
 }
 
 static eng *open_fast(const char *dir)
@@ -227,8 +322,8 @@ static void test_lease_expiry(void **state)
 	struct eng_lease_info info;
 	eng_watch *w;
 	eng_lease_t id, kept;
-	eng_rev_t rev, rev0;
-	int64_t t0, t1, when;
+	eng_rev_t rev, rev0, drev;
+	int64_t t0, t1, when, g0, k0 = 0;
 
 	(void)state;
 	assert_int_equal(eng_watch_open(e, "x/", 2, "x0", 2, 0, NULL, NULL, &w),
@@ -236,6 +331,7 @@ static void test_lease_expiry(void **state)
 	assert_int_equal(eng_lease_grant(e, 0, 2, NULL, &kept), 0);
 	put_leased(e, "x/kept", kept);
 	t0 = now_ms();
+	g0 = real_ns();
 	assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &id), 0);
 	t1 = now_ms();
 	put_leased(e, "x/1", id);
@@ -251,11 +347,20 @@ static void test_lease_expiry(void **state)
 	assert_int_equal(eng_lease_keepalive(e, kept, NULL), 0);
 	assert_int_equal(eng_current_rev(e), rev0);
 	rev = wait_deletes(w, 3, 5000, &when, true);
-	assert_true(rev > rev0);
-	fprintf(stderr, "# expiry of a 1 s lease: %lld ms after its deadline\n",
+	/* the three keys and the lease: one commit, one revision */
+	assert_int_equal(rev, rev0 + 1);
+	assert_int_equal(eng_current_rev(e), rev0 + 1);
+	fprintf(stderr,
+	        "# expiry of a 1 s lease seen %lld ms after its "
+	        "deadline\n",
 	        (long long)(when - (t1 + 1000)));
+	/* seen by this thread, which polls: a loose bound; the issue's
+	 * bound is checked on the commit itself */
 	assert_true(when >= t0 + 1000);
 	assert_true(when <= t1 + 1000 + 1500);
+	check_late("1 s lease",
+	           deletion_late_ms(e, "x/1", g0 + 1000000000, &drev));
+	assert_int_equal(drev, rev);
 	assert_int_equal(eng_lease_keepalive(e, id, NULL),
 	                 ENG_E_LEASE_NOT_FOUND);
 	assert_int_equal(eng_lease_ttl(e, id, 0, &info), ENG_E_LEASE_NOT_FOUND);
@@ -264,6 +369,7 @@ static void test_lease_expiry(void **state)
 
 	for (int i = 0; i < 8; i++) {
 		usleep(300000);
+		k0 = real_ns();
 		assert_int_equal(eng_lease_keepalive(e, kept, NULL), 0);
 		t0 = now_ms();
 	}
@@ -276,6 +382,8 @@ static void test_lease_expiry(void **state)
 	assert_true(when >= t0 + 1950);
 	assert_true(when <= t0 + 2000 + 1500);
 	assert_false(exists(e, "x/kept"));
+	check_late("2 s lease after its last renewal",
+	           deletion_late_ms(e, "x/kept", k0 + 2000000000, NULL));
 	eng_watch_close(w);
 	eng_close(e);
 	th_cleanup(dir);
@@ -289,7 +397,7 @@ static void test_lease_reopen(void **state)
 	struct eng_lease_info info;
 	eng_lease_t id, got;
 	eng_watch *w;
-	int64_t t0, t1, when;
+	int64_t t0, t1, when, r0;
 	/* valgrind is slow enough to eat a 2 s lease before the close */
 	int64_t ttl = getenv("RV_UNDER_VALGRIND") ? 6 : 2;
 
@@ -302,6 +410,7 @@ static void test_lease_reopen(void **state)
 	eng_close(e);
 
 	t0 = now_ms(); /* the deadlines are set during the open */
+	r0 = real_ns();
 	e = open_fast(dir);
 	t1 = now_ms();
 	assert_int_equal(eng_lease_lookup(e, "lock", &got), 0);
@@ -329,6 +438,9 @@ static void test_lease_reopen(void **state)
 	        (long long)(when - (t0 + ttl * 1000)));
 	assert_true(when >= t0 + ttl * 1000);
 	assert_true(when <= t1 + ttl * 1000 + 1500);
+	check_late(
+	    "reopened lease",
+	    deletion_late_ms(e, "lk/holder", r0 + ttl * 1000000000, NULL));
 	assert_int_equal(eng_lease_lookup(e, "lock", &got),
 	                 ENG_E_LEASE_NOT_FOUND);
 	eng_watch_close(w);
@@ -377,6 +489,7 @@ static void test_lease_many(void **state)
 	eng *e = open_fast(dir);
 	eng_lease_t *ids = calloc(NMANY, sizeof(*ids));
 	eng_lease_t shorts[5];
+	int64_t granted[5];
 	struct granter g[NGRANTERS];
 	pthread_t th[NGRANTERS];
 	struct eng_stats st;
@@ -407,6 +520,7 @@ static void test_lease_many(void **state)
 	                 0);
 	t0 = now_ms();
 	for (int i = 0; i < 5; i++) {
+		granted[i] = real_ns();
 		assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &shorts[i]), 0);
 		snprintf(k, sizeof(k), "m/%d", i);
 		put_leased(e, k, shorts[i]);
@@ -430,6 +544,12 @@ static void test_lease_many(void **state)
 	        "the first deadline (grants took %lld ms)\n",
 	        many, (long long)worst, (long long)(t1 - t0));
 	assert_true(worst <= (t1 - t0) + 1500);
+	for (int i = 0; i < 5; i++) {
+		snprintf(k, sizeof(k), "m/%d", i);
+		check_late(
+		    "a 1 s lease among 100,000",
+		    deletion_late_ms(e, k, granted[i] + 1000000000, NULL));
+	}
 	assert_int_equal(eng_stats_get(e, &st), 0);
 	assert_int_equal(st.leases, many);
 	eng_watch_close(w);
@@ -448,7 +568,7 @@ static void test_lease_burst(void **state)
 	int n = vg ? 200 : 2000;
 	int64_t ttl = vg ? 6 : 2; /* longer than granting them takes */
 	struct eng_stats st;
-	int64_t t0, t1, when;
+	int64_t t0, t1, when, r0, late, worst = INT64_MIN;
 	eng *e = open_fast(dir);
 	char k[32];
 
@@ -462,6 +582,7 @@ static void test_lease_burst(void **state)
 	}
 	eng_close(e);
 	t0 = now_ms();
+	r0 = real_ns();
 	e = open_fast(dir);
 	t1 = now_ms();
 	/* a lease leaves the count when its expiry starts, its keys when
@@ -479,6 +600,204 @@ static void test_lease_burst(void **state)
 	        (long long)(when - (t0 + ttl * 1000)));
 	assert_true(when >= t0 + ttl * 1000);
 	assert_true(when <= t1 + ttl * 1000 + 1500);
+	/* each of them on time, measured on its own deletion */
+	for (int i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "burst/%d", i);
+		late = deletion_late_ms(e, k, r0 + ttl * 1000000000, NULL);
+		assert_true(late >= -2);
+		worst = late > worst ? late : worst;
+	}
+	check_late_within("the last of a burst of leases due at once", worst,
+	                  burst_max_ms());
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* ---------------------------------------------- renewals write nothing */
+
+static uint64_t tree_bytes;
+static int tree_files;
+
+static int tree_add(const char *p, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+	(void)p;
+	(void)ftw;
+	if (flag == FTW_F) {
+		tree_bytes += (uint64_t)st->st_size;
+		tree_files++;
+	}
+	return 0;
+}
+
+/* The store directory's regular files: their number and total size. */
+static void store_size(const char *dir, int *files, uint64_t *bytes)
+{
+	tree_bytes = 0;
+	tree_files = 0;
+	assert_int_equal(nftw(dir, tree_add, 16, FTW_PHYS), 0);
+	*files = tree_files;
+	*bytes = tree_bytes;
+}
+
+/*
+ * A renewal takes no revision, no commit and writes nothing to LevelDB
+ * (issue 3): 1,000 leases with a key each, renewed 100 times over (100,000
+ * keepalives), leave the revision, the commit and fsync counts and every
+ * file of the store (their number and sizes) exactly as they were, and
+ * every lease renewed.
+ */
+static void test_lease_renew_writes_nothing(void **state)
+{
+	enum { NL = 1000 };
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	eng_lease_t *ids = calloc(NL, sizeof(*ids));
+	int rounds = getenv("RV_UNDER_VALGRIND") ? 10 : 100;
+	struct eng_stats st0, st1;
+	struct eng_lease_info info;
+	eng_rev_t rev0;
+	uint64_t bytes0, bytes1;
+	int files0, files1;
+	char k[32];
+
+	(void)state;
+	assert_non_null(ids);
+	for (int i = 0; i < NL; i++) {
+		assert_int_equal(eng_lease_grant(e, 0, 60, NULL, &ids[i]), 0);
+		snprintf(k, sizeof(k), "hb/%d", i);
+		put_leased(e, k, ids[i]);
+	}
+	usleep(1100000); /* so that a renewal shows in remaining_ms */
+	rev0 = eng_current_rev(e);
+	assert_int_equal(eng_stats_get(e, &st0), 0);
+	store_size(dir, &files0, &bytes0);
+
+	for (int r = 0; r < rounds; r++)
+		for (int i = 0; i < NL; i++)
+			assert_int_equal(eng_lease_keepalive(e, ids[i], NULL),
+			                 0);
+
+	assert_int_equal(eng_stats_get(e, &st1), 0);
+	store_size(dir, &files1, &bytes1);
+	fprintf(stderr,
+	        "# %d keepalives: revision %lld -> %lld, commits %llu -> "
+	        "%llu, store %d files %llu bytes -> %d files %llu bytes\n",
+	        rounds * NL, (long long)rev0, (long long)eng_current_rev(e),
+	        (unsigned long long)st0.commits,
+	        (unsigned long long)st1.commits, files0,
+	        (unsigned long long)bytes0, files1, (unsigned long long)bytes1);
+	assert_int_equal(eng_current_rev(e), rev0);
+	assert_int_equal(st1.commits, st0.commits);
+	assert_int_equal(st1.fsyncs, st0.fsyncs);
+	assert_int_equal(files1, files0);
+	assert_int_equal(bytes1, bytes0);
+	for (int i = 0; i < NL; i += 97) {
+		assert_int_equal(eng_lease_ttl(e, ids[i], 0, &info), 0);
+		assert_true(info.remaining_ms > 59000);
+		eng_lease_info_release(&info);
+	}
+	free(ids);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/* ----------------------------------------------- expiry under a load */
+
+struct loader {
+	eng *e;
+	int id;
+	atomic_bool *stop;
+	long puts;
+};
+
+static void *load_writer(void *arg)
+{
+	struct loader *ld = arg;
+	char k[32], v[256];
+
+	memset(v, 'v', sizeof(v));
+	while (!atomic_load(ld->stop)) {
+		snprintf(k, sizeof(k), "load/%d/%ld", ld->id, ld->puts % 200);
+		if (eng_put(ld->e, k, strlen(k), v, sizeof(v), 0, NULL, NULL))
+			break;
+		ld->puts++;
+	}
+	return NULL;
+}
+
+/*
+ * Expiry under load (issue 3): four threads put without pause — the
+ * commit queue the expiries go through is never idle — while 20 leases of
+ * 1 s, granted 50 ms apart, fall due one by one.  Each lease's two keys go
+ * in one revision, within the bound of its deadline.
+ */
+#define NLOADED 20
+
+static void test_lease_expiry_under_load(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir);
+	struct loader ld[4];
+	pthread_t th[4];
+	atomic_bool stop;
+	eng_lease_t ids[NLOADED];
+	int64_t granted[NLOADED], t0, late, worst = INT64_MIN;
+	struct eng_range_res res;
+	int64_t left;
+	long done = 0;
+	char k[32];
+
+	(void)state;
+	atomic_init(&stop, false);
+	for (int t = 0; t < 4; t++) {
+		ld[t].e = e;
+		ld[t].id = t;
+		ld[t].stop = &stop;
+		ld[t].puts = 0;
+		assert_int_equal(
+		    pthread_create(&th[t], NULL, load_writer, &ld[t]), 0);
+	}
+	usleep(200000); /* the load is on */
+	for (int i = 0; i < NLOADED; i++) {
+		granted[i] = real_ns();
+		assert_int_equal(eng_lease_grant(e, 0, 1, NULL, &ids[i]), 0);
+		snprintf(k, sizeof(k), "ld/%d/a", i);
+		put_leased(e, k, ids[i]);
+		snprintf(k, sizeof(k), "ld/%d/b", i);
+		put_leased(e, k, ids[i]);
+		usleep(50000);
+	}
+	/* until every leased key is gone, the load still on */
+	t0 = now_ms();
+	do {
+		usleep(5000);
+		assert_int_equal(
+		    th_range(e, "ld/", "ld0", 0, 0, ENG_RANGE_COUNT_ONLY, &res),
+		    0);
+		left = res.count;
+		eng_range_res_release(&res);
+		assert_true(now_ms() < t0 + 10000);
+	} while (left > 0);
+	atomic_store(&stop, true);
+	for (int t = 0; t < 4; t++) {
+		pthread_join(th[t], NULL);
+		done += ld[t].puts;
+	}
+	for (int i = 0; i < NLOADED; i++) {
+		eng_rev_t ra, rb;
+
+		snprintf(k, sizeof(k), "ld/%d/a", i);
+		late = deletion_late_ms(e, k, granted[i] + 1000000000, &ra);
+		snprintf(k, sizeof(k), "ld/%d/b", i);
+		assert_int_equal(
+		    deletion_late_ms(e, k, granted[i] + 1000000000, &rb), late);
+		assert_int_equal(ra, rb); /* one revision per lease */
+		assert_true(late >= -2);
+		worst = late > worst ? late : worst;
+	}
+	fprintf(stderr, "# under a load of %ld puts by 4 threads:\n", done);
+	check_late("the latest of 20 leases", worst);
 	eng_close(e);
 	th_cleanup(dir);
 }
@@ -537,6 +856,8 @@ int main(void)
 	    cmocka_unit_test(test_lease_expiry),
 	    cmocka_unit_test(test_lease_reopen),
 	    cmocka_unit_test(test_lease_keepalive_race),
+	    cmocka_unit_test(test_lease_renew_writes_nothing),
+	    cmocka_unit_test(test_lease_expiry_under_load),
 	    cmocka_unit_test(test_lease_burst),
 	    cmocka_unit_test(test_lease_many),
 	};

@@ -3,9 +3,11 @@
  * mktemp -d directory): watches from past, current and future revisions,
  * from the compaction revision and below it, prefix/key/range filtering,
  * revisions never split, ordering and no gaps under 4 writers x 10,000 puts
- * with 50 watchers (each checked against the store's history), a slow
- * watcher that overflows and catches up exactly once, progress markers'
- * timing and meaning, close with a notify in flight, and shutdown.
+ * (and 1,000 deletes each) with 50 watchers (each checked against the
+ * store's history), a slow watcher that overflows and catches up exactly
+ * once, 100 stalled watchers held to their queue's bound while the writes
+ * go on, progress markers' timing (the configured interval, its 100 ms
+ * minimum) and meaning, close with a notify in flight, and shutdown.
  *
  * Every expected sequence is computed from eng_history() of the keys the
  * test wrote, never hard-coded.
@@ -612,14 +614,14 @@ static void *writer(void *arg)
 	struct wctx *c = arg;
 	char k[32];
 
+	/* nputs() puts, and after every tenth a delete of that key */
 	for (int i = 0, n = nputs(); i < n; i++) {
 		snprintf(k, sizeof(k), "w/%d/%d", c->id, i % 50);
+		th_put(c->e, k, "value");
 		if (i % 10 == 9)
 			assert_int_equal(
 			    eng_delete(c->e, k, strlen(k), NULL, 0, NULL, NULL),
 			    0);
-		else
-			th_put(c->e, k, "value");
 	}
 	atomic_fetch_add(&writers_done, 1);
 	return NULL;
@@ -725,7 +727,10 @@ static void test_watch_concurrent(void **state)
 	for (int t = 0; t < NWRITERS; t++)
 		pthread_join(th[t], NULL);
 	cur = eng_current_rev(e);
-	fprintf(stderr, "# %d ops in %lld ms\n", NWRITERS * nputs(),
+	/* every put and delete took its revision, after 200 of history */
+	assert_int_equal(cur, 1 + 200 + NWRITERS * (nputs() + nputs() / 10));
+	fprintf(stderr, "# %d puts and %d deletes in %lld ms\n",
+	        NWRITERS * nputs(), NWRITERS * nputs() / 10,
 	        (long long)(now_ms() - t0));
 	oracle(e, ks.k, ks.n, "\0", 1, "\0", 1, 1, cur, &all);
 	for (int i = 0; i < NWATCH; i++) {
@@ -932,6 +937,123 @@ static void test_watch_slow_consumer(void **state)
 	th_cleanup(dir);
 }
 
+/*
+ * Consumers that stop reading cannot stall the engine, and cost a bounded
+ * memory each (issue 3): 100 watchers that never read, while 3,000
+ * revisions are written (one in three an 8 KiB value, one in six a 4-key
+ * txn), each hold at most their queue's bound — queue_events events and
+ * queue_bytes bytes, plus the rest of the one revision that crossed it —
+ * and the writes all complete; a watcher that reads keeps up; a stalled
+ * one that finally reads gets exactly the history (from the store: the
+ * window has long dropped its position).
+ */
+#define NSTALLED 100
+
+static void test_watch_stalled(void **state)
+{
+	struct watch_limits lim = {
+	    .window_events = 256,
+	    .window_bytes = 1 << 20,
+	    .queue_events = 32,
+	    .queue_bytes = 32 << 10,
+	};
+	/* the largest revision: one 8 KiB value, or 4 small ones; an event
+	 * is accounted with its header (< 256 bytes here) */
+	const size_t rev_events = 4, rev_bytes = 8192 + 4 * 256;
+	char *dir = th_tmpdir();
+	static char big[8192];
+	struct keyset ks = {0};
+	eng_watch *stalled[NSTALLED], *reader;
+	struct coll cr = {0}, cs = {0}, want;
+	struct eng_op ops[4];
+	struct eng_txn txn = {.success = ops, .nsuccess = 4};
+	struct eng_txn_res tres;
+	char keys[4][16], k[32];
+	size_t qe, qb, max_qe = 0, max_qb = 0;
+	eng_rev_t start, cur;
+	int nrev = getenv("RV_UNDER_VALGRIND") ? 600 : 3000;
+	int64_t t0;
+	eng *e;
+
+	(void)state;
+	memset(big, 'b', sizeof(big));
+	watch_set_test_limits(&lim);
+	e = open_fast(dir, 100);
+	watch_set_test_limits(NULL);
+	start = eng_current_rev(e) + 1;
+	for (int i = 0; i < NSTALLED; i++)
+		stalled[i] = wopen_prefix(e, "st/", 0);
+	reader = wopen_prefix(e, "st/", 0);
+	memset(ops, 0, sizeof(ops));
+	for (int j = 0; j < 4; j++) {
+		ops[j].type = ENG_OP_PUT;
+		ops[j].key = keys[j];
+		ops[j].value = "tx";
+		ops[j].value_len = 2;
+	}
+	t0 = now_ms();
+	for (int i = 0; i < nrev; i++) {
+		snprintf(k, sizeof(k), "st/%d", i % 61);
+		keyset_add(&ks, k);
+		switch (i % 6) {
+		case 1:
+		case 4: /* 8 KiB: the byte bound binds before the count */
+			assert_int_equal(eng_put(e, k, strlen(k), big,
+			                         sizeof(big), 0, NULL, NULL),
+			                 0);
+			break;
+		case 3:
+			for (int j = 0; j < 4; j++) {
+				snprintf(keys[j], sizeof(keys[j]), "st/t%d",
+				         (i + j) % 9);
+				ops[j].key_len = strlen(keys[j]);
+				keyset_add(&ks, keys[j]);
+			}
+			assert_int_equal(eng_txn(e, &txn, &tres), 0);
+			eng_txn_res_release(&tres);
+			break;
+		default:
+			th_put(e, k, "v");
+		}
+		if (i % 50 == 0)
+			coll_drain(reader, &cr, 64);
+	}
+	cur = eng_current_rev(e);
+	assert_int_equal(cur, start - 1 + nrev);
+	fprintf(stderr, "# %d revisions with %d stalled watchers: %lld ms\n",
+	        nrev, NSTALLED, (long long)(now_ms() - t0));
+	usleep(50000); /* the dispatcher's last batch */
+	for (int i = 0; i < NSTALLED; i++) {
+		watch_test_queued(stalled[i], &qe, &qb);
+		max_qe = qe > max_qe ? qe : max_qe;
+		max_qb = qb > max_qb ? qb : max_qb;
+	}
+	fprintf(stderr,
+	        "# a stalled watcher holds at most %zu events, %zu "
+	        "bytes (bound %zu + %zu, %zu + %zu)\n",
+	        max_qe, max_qb, lim.queue_events, rev_events, lim.queue_bytes,
+	        rev_bytes);
+	assert_true(max_qe > 0);
+	assert_true(max_qe <= lim.queue_events + rev_events);
+	assert_true(max_qb <= lim.queue_bytes + rev_bytes);
+
+	coll_until(reader, &cr, 64, cur);
+	oracle(e, ks.k, ks.n, "st/", 3, "st0", 3, start, cur, &want);
+	coll_check(&cr, &want);
+	/* a stalled consumer that reads at last: every event, once */
+	coll_until(stalled[0], &cs, 64, cur);
+	coll_check(&cs, &want);
+	coll_free(&want);
+	for (int i = 0; i < NSTALLED; i++)
+		eng_watch_close(stalled[i]);
+	eng_watch_close(reader);
+	coll_free(&cr);
+	coll_free(&cs);
+	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
 /* Publishes that lose their events (out of memory in the hub): live
  * watchers replay the lost revisions from the store, exactly once; a watch
  * starting after them stays live. */
@@ -1031,8 +1153,8 @@ static void test_watch_progress(void **state)
 	atomic_store(&notified, 0);
 	assert_int_equal(
 	    eng_watch_open(e, "p/", 2, "p0", 2, 0, count_notify, NULL, &w), 0);
-	i = read_marker(w, &evs, &n);
 	t0 = now_ms();
+	i = read_marker(w, &evs, &n);
 	assert_int_equal(n, 1);
 	assert_int_equal(i, 0);
 	assert_int_equal(evs[0].kv.mod_rev, cur);
@@ -1040,16 +1162,21 @@ static void test_watch_progress(void **state)
 		usleep(1000);
 	assert_true(atomic_load(&notified) >= 1);
 
-	/* then every interval while idle (counted from the last read) */
+	/* then every interval while idle (counted from the last read that
+	 * gave something: measured from just before that read to just after
+	 * the one giving the next marker, so never below the true gap, even
+	 * when a read is slow, as under valgrind) */
 	last = t0;
 	while (markers < 8) {
+		int64_t before = now_ms();
+
 		if (read_marker(w, &evs, &n) >= 0) {
 			int64_t t = now_ms(), gap = t - last;
 
 			assert_int_equal(evs[0].kv.mod_rev, cur);
 			gap_min = gap < gap_min ? gap : gap_min;
 			gap_max = gap > gap_max ? gap : gap_max;
-			last = t;
+			last = before;
 			markers++;
 		}
 		assert_true(now_ms() < t0 + 10000);
@@ -1064,10 +1191,10 @@ static void test_watch_progress(void **state)
 	for (i = 0; i < 5; i++)
 		th_put(e, "p/x", "behind");
 	usleep(500000);
+	last = now_ms(); /* before the read that restarts the interval */
 	i = read_marker(w, &evs, &n);
 	assert_int_equal(i, -1);
 	assert_int_equal(n, 5);
-	last = now_ms();
 	do {
 		usleep(2000);
 		i = read_marker(w, &evs, &n);
@@ -1090,6 +1217,93 @@ static void test_watch_progress(void **state)
 	eng_watch_close(h);
 	coll_free(&ch);
 	keyset_free(&ks);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+/*
+ * The interval is the option's: 300 ms asked gives markers 300 ms apart
+ * while idle; 20 ms asked (below the minimum) gives 100 ms.  And a watch
+ * whose start is in the future gets start - 1 at once (docs: revisions
+ * below the start are not its business), then its events from the start.
+ */
+static void measure_idle_gaps(int asked_ms, int want_ms)
+{
+	char *dir = th_tmpdir();
+	eng *e = open_fast(dir, asked_ms);
+	struct eng_event *evs;
+	eng_watch *w;
+	int64_t last, gap_min = INT64_MAX, gap_max = 0;
+	eng_rev_t cur;
+	int n, markers = 0;
+
+	th_put(e, "q/0", "v");
+	cur = eng_current_rev(e);
+	w = wopen_prefix(e, "q/", 0);
+	last = now_ms();
+	assert_int_equal(read_marker(w, &evs, &n), 0); /* at once */
+	/* from before the read of one marker to after the read of the next
+	 * (as in test_watch_progress): never below the true gap */
+	while (markers < 4) {
+		int64_t before = now_ms();
+
+		if (read_marker(w, &evs, &n) >= 0) {
+			int64_t t = now_ms(), gap = t - last;
+
+			assert_int_equal(n, 1);
+			assert_int_equal(evs[0].kv.mod_rev, cur);
+			gap_min = gap < gap_min ? gap : gap_min;
+			gap_max = gap > gap_max ? gap : gap_max;
+			last = before;
+			markers++;
+		}
+		assert_true(now_ms() < last + 5000);
+		usleep(2000);
+	}
+	fprintf(stderr, "# progress=%d ms: idle markers every %lld..%lld ms\n",
+	        asked_ms, (long long)gap_min, (long long)gap_max);
+	assert_true(gap_min >= want_ms - 5);
+	assert_true(gap_max < want_ms + 400);
+	eng_watch_close(w);
+	eng_close(e);
+	th_cleanup(dir);
+}
+
+static void test_watch_progress_interval(void **state)
+{
+	char *dir;
+	struct eng_event *evs;
+	eng_watch *w;
+	eng_rev_t cur;
+	eng *e;
+	int n;
+
+	(void)state;
+	measure_idle_gaps(300, 300);
+	measure_idle_gaps(20, 100);
+
+	dir = th_tmpdir();
+	e = open_fast(dir, 100);
+	th_put(e, "f/0", "v");
+	cur = eng_current_rev(e);
+	w = wopen_prefix(e, "f/", cur + 3);
+	assert_int_equal(read_marker(w, &evs, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(evs[0].kv.mod_rev, cur + 2);
+	th_put(e, "f/1", "skipped"); /* cur + 1, before the start */
+	th_put(e, "f/2", "skipped");
+	th_put(e, "f/3", "first"); /* cur + 3 */
+	for (int64_t end = now_ms() + 5000;;) {
+		n = eng_watch_read(w, &evs, 8);
+		assert_true(n >= 0);
+		if (n > 0 && evs[0].type == ENG_EV_PUT)
+			break;
+		assert_true(now_ms() < end);
+		usleep(2000);
+	}
+	assert_int_equal(evs[0].kv.mod_rev, cur + 3);
+	assert_memory_equal(evs[0].kv.key, "f/3", 3);
+	eng_watch_close(w);
 	eng_close(e);
 	th_cleanup(dir);
 }
@@ -1181,9 +1395,11 @@ int main(void)
 	    cmocka_unit_test(test_watch_filter),
 	    cmocka_unit_test(test_watch_no_split),
 	    cmocka_unit_test(test_watch_slow_consumer),
+	    cmocka_unit_test(test_watch_stalled),
 	    cmocka_unit_test(test_watch_lost_publish),
 	    cmocka_unit_test(test_watch_churn),
 	    cmocka_unit_test(test_watch_progress),
+	    cmocka_unit_test(test_watch_progress_interval),
 	    cmocka_unit_test(test_watch_close_notify),
 	    cmocka_unit_test(test_watch_shutdown),
 	    cmocka_unit_test(test_watch_concurrent),
