@@ -62,6 +62,16 @@ bool phase_expiry(struct conf_run *R, long idx, int n)
 	printf("lease expiry %d at op #%ld: lease ids %lld (ttl 2 s) and %lld "
 	       "(ttl 3 s)\n",
 	       n, idx, (long long)id, (long long)id + 1);
+	/* a watch of every key from here on, so the expiries' DELETE events
+	 * are compared with etcd's whatever the random watches cover */
+	if (R->g.watches && watches_count() < CONF_MAX_WATCHES) {
+		memset(&op, 0, sizeof(op));
+		op.kind = C_WATCH;
+		op.watch_kind = 0;
+		op.rev = R->g.cur + 1;
+		if (!watches_open(R, &op, idx))
+			return false;
+	}
 	for (l = 0; l < 2; l++) {
 		memset(&op, 0, sizeof(op));
 		op.kind = C_LEASE_GRANT;
