@@ -169,7 +169,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
                       eng_progress_fn progress, void *parg)
 {
 	leveldb_iterator_t *it = leveldb_create_iterator(r->l->db, r->ro);
-	struct cbuf key = {0}, last = {0}, lk = {0}, ak = {0};
+	struct cbuf key = {0}, last = {0}, lk = {0}, lv = {0}, ak = {0};
 	char sp = SP_HIST;
 	uint64_t seen = 0;
 	int rc = 0;
@@ -187,7 +187,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 		if (progress && ++seen % 4096 == 0)
 			progress(parg, seen, 0);
 		if (codec_hist_parse(k, kn, &key, &vrev, &plen) ||
-		    codec_rec_decode(v, vn, &rec)) {
+		    codec_rec_decode(v, vn, &rec) || rec.val_ref) {
 			r->st->undecodable++;
 			rep_say(r, "undecodable history record (%zu bytes)",
 			        kn);
@@ -206,11 +206,13 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 		if (rec.type != REC_PUT)
 			continue;
 		(*live)++;
-		if (codec_latest_key(&lk, key.p, key.len)) {
+		lv.len = 0;
+		if (codec_latest_key(&lk, key.p, key.len) ||
+		    codec_latest_encode(&lv, &rec)) {
 			rc = ENG_E_NOMEM;
 			break;
 		}
-		rc = rep_put(r, lk.p, lk.len, v, vn);
+		rc = rep_put(r, lk.p, lk.len, lv.p, lv.len);
 		r->st->latest_written++;
 		if (!rc && rec.lease) {
 			rc = lease_exists(r, rec.lease);
@@ -239,6 +241,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 	cbuf_free(&key);
 	cbuf_free(&last);
 	cbuf_free(&lk);
+	cbuf_free(&lv);
 	cbuf_free(&ak);
 	return rc;
 }
@@ -382,6 +385,9 @@ int eng_repair(const char *dir, void (*report)(void *arg, const char *msg),
 	codec_put_be64(state, (uint64_t)st->rev_after);
 	codec_put_be64(state + 8, (uint64_t)live);
 	rc = rep_put(&r, META_STATE, strlen(META_STATE), state, 16);
+	/* The rebuilt `l` may hold value references (format 2). */
+	if (!rc)
+		local_put_magic(r.wb);
 	if (!rc) {
 		leveldb_writeoptions_set_sync(r.wo, 1);
 		rc = rep_flush(&r);

@@ -86,7 +86,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 		if (k[0] != SP_HIST)
 			break;
 		if (codec_hist_parse(k, kn, &key, &vrev, &plen) ||
-		    codec_rec_decode(v, vn, &r)) {
+		    codec_rec_decode(v, vn, &r) || r.val_ref) {
 			problem(c, "undecodable history record");
 			continue;
 		}
@@ -119,9 +119,10 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 			        "record",
 			        (int)key.len, key.p, (long long)vrev);
 		} else if (codec_rec_decode(lv, ln, &lr) ||
-		           lr.mod_rev != vrev || ln != vn ||
-		           memcmp(lv + REC_HDR_LEN, v + REC_HDR_LEN,
-		                  vn - REC_HDR_LEN) != 0 ||
+		           lr.type != REC_PUT || lr.mod_rev != vrev ||
+		           lr.val_len != r.val_len ||
+		           (!lr.val_ref &&
+		            memcmp(lr.val, r.val, r.val_len) != 0) ||
 		           lr.create_rev != r.create_rev ||
 		           lr.version != r.version || lr.lease != r.lease) {
 			problem(c,
