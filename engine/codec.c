@@ -137,12 +137,14 @@ int codec_latest_encode(struct cbuf *b, const struct rec *r)
 	return cbuf_add_be64(b, (uint64_t)r->val_len);
 }
 
-int codec_rec_decode(const char *p, size_t n, struct rec *r)
+/* latest: an `l` record, which may be a reference; else a version record. */
+static int rec_decode(const char *p, size_t n, struct rec *r, bool latest)
 {
 	if (n < REC_HDR_LEN)
 		return ENG_E_CORRUPT;
 	r->type = (uint8_t)p[0];
-	if (r->type != REC_PUT && r->type != REC_DEL && r->type != REC_PUT_REF)
+	if (r->type != REC_PUT && r->type != REC_DEL &&
+	    (!latest || r->type != REC_PUT_REF))
 		return ENG_E_CORRUPT;
 	r->create_rev = (int64_t)codec_get_be64(p + 1);
 	r->mod_rev = (int64_t)codec_get_be64(p + 9);
@@ -161,6 +163,16 @@ int codec_rec_decode(const char *p, size_t n, struct rec *r)
 	r->val = p + REC_HDR_LEN;
 	r->val_len = n - REC_HDR_LEN;
 	return 0;
+}
+
+int codec_rec_decode(const char *p, size_t n, struct rec *r)
+{
+	return rec_decode(p, n, r, false);
+}
+
+int codec_latest_decode(const char *p, size_t n, struct rec *r)
+{
+	return rec_decode(p, n, r, true);
 }
 
 int codec_hist_prefix(struct cbuf *b, const void *key, size_t len)

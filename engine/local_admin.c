@@ -187,7 +187,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 		if (progress && ++seen % 4096 == 0)
 			progress(parg, seen, 0);
 		if (codec_hist_parse(k, kn, &key, &vrev, &plen) ||
-		    codec_rec_decode(v, vn, &rec) || rec.val_ref) {
+		    codec_rec_decode(v, vn, &rec)) {
 			r->st->undecodable++;
 			rep_say(r, "undecodable history record (%zu bytes)",
 			        kn);

@@ -135,7 +135,7 @@ static int get_latest(struct view *v, const void *key, size_t klen,
 	if (codec_latest_key(kbuf, key, klen))
 		return ENG_E_NOMEM;
 	rc = view_get(v, kbuf->p, kbuf->len, buf);
-	if (rc == 1 && codec_rec_decode(buf->p, buf->len, r))
+	if (rc == 1 && codec_latest_decode(buf->p, buf->len, r))
 		return ENG_E_CORRUPT;
 	return rc;
 }
@@ -315,7 +315,7 @@ static int eval_cmp(struct view *v, const struct eng_cmp *c, bool *ok)
 	if (rc)
 		goto out;
 	for (vit_seek(&it, k.p, k.len); it.valid && *ok; vit_next(&it)) {
-		rc = codec_rec_decode(it.v, it.vlen, &r);
+		rc = codec_latest_decode(it.v, it.vlen, &r);
 		if (!rc && value)
 			rc =
 			    view_rec_value(v, it.k + 1, it.klen - 1, &r, &vbuf);
@@ -504,7 +504,7 @@ static int victim_add(struct dvictim **d, size_t *n, const char *key,
 	if (!val)
 		return 0; /* only the key is wanted */
 	memcpy(x->buf, val, vlen);
-	return codec_rec_decode(x->buf, vlen, &x->r);
+	return codec_latest_decode(x->buf, vlen, &x->r);
 }
 
 /* The live keys of a delete-range, collected before any is deleted (the

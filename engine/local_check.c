@@ -86,7 +86,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 		if (k[0] != SP_HIST)
 			break;
 		if (codec_hist_parse(k, kn, &key, &vrev, &plen) ||
-		    codec_rec_decode(v, vn, &r) || r.val_ref) {
+		    codec_rec_decode(v, vn, &r)) {
 			problem(c, "undecodable history record");
 			continue;
 		}
@@ -118,7 +118,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 			        "live key %.*s (rev %lld) has no latest "
 			        "record",
 			        (int)key.len, key.p, (long long)vrev);
-		} else if (codec_rec_decode(lv, ln, &lr) ||
+		} else if (codec_latest_decode(lv, ln, &lr) ||
 		           lr.type != REC_PUT || lr.mod_rev != vrev ||
 		           lr.val_len != r.val_len ||
 		           (!lr.val_ref &&
@@ -259,7 +259,7 @@ static int check_attach(struct chk *c)
 		rc = raw_get(c, &lk, &lv, &ln);
 		if (rc < 0)
 			break;
-		if (rc == 0 || codec_rec_decode(lv, ln, &r) || r.lease != id)
+		if (rc == 0 || codec_latest_decode(lv, ln, &r) || r.lease != id)
 			problem(c,
 			        "attach record %lld/%.*s names no live key "
 			        "with that lease",

@@ -288,7 +288,7 @@ int local_range_latest(struct view *v, const struct rparams *p,
 		if (rc == 1) {
 			size_t d = delim_at(p, p->key, p->key_len);
 
-			rc = codec_rec_decode(val.p, val.len, &r);
+			rc = codec_latest_decode(val.p, val.len, &r);
 			if (!rc && !d && walk_wants_value(&w))
 				rc = view_rec_value(v, p->key, p->key_len, &r,
 				                    &vbuf);
@@ -345,7 +345,7 @@ int local_range_latest(struct view *v, const struct rparams *p,
 			vit_next(&it);
 			continue;
 		}
-		rc = codec_rec_decode(it.v, it.vlen, &r);
+		rc = codec_latest_decode(it.v, it.vlen, &r);
 		if (!rc && walk_wants_value(&w))
 			rc = view_rec_value(v, k, n, &r, &vbuf);
 		if (rc)
@@ -601,7 +601,7 @@ again:
 	rc = 0;
 	if (!p)
 		goto out; /* missing: mod_rev 0 */
-	rc = codec_rec_decode(p, n, &r);
+	rc = codec_latest_decode(p, n, &r);
 	if (rc)
 		goto out;
 	if (r.val_ref && !ls) {

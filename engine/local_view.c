@@ -208,7 +208,7 @@ int view_rec_value(struct view *v, const char *key, size_t klen, struct rec *r,
 	rc = view_get(v, k.p, k.len, buf);
 	if (rc < 0)
 		goto out;
-	if (rc == 0 || codec_rec_decode(buf->p, buf->len, &h) || h.val_ref ||
+	if (rc == 0 || codec_rec_decode(buf->p, buf->len, &h) ||
 	    h.type != REC_PUT || h.mod_rev != r->mod_rev ||
 	    h.val_len != r->val_len) {
 		eng_logf(&v->l->base.opt, ENG_LOG_ERR,

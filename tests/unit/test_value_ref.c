@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "engine/codec.h"
 #include "engine/snapshot.h"
 
 #define BIG 1000
@@ -386,6 +387,73 @@ static void test_format_upgrade(void **state)
 	th_cleanup(dir);
 }
 
+/* Replace the version record of key at rev with rec (n bytes). */
+static void raw_put_version(const char *dir, const char *key, int64_t rev,
+                            const char *rec, size_t n)
+{
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	struct cbuf k = {0};
+	char *err = NULL;
+	leveldb_t *db;
+
+	db = leveldb_open(o, dir, &err);
+	assert_null(err);
+	assert_int_equal(codec_hist_key(&k, key, strlen(key), rev), 0);
+	leveldb_put(db, wo, k.p, k.len, rec, n, &err);
+	assert_null(err);
+	cbuf_free(&k);
+	leveldb_close(db);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_options_destroy(o);
+}
+
+/*
+ * A reference belongs in `l` only: a version record (`k`) of that type is
+ * corrupt, and every reader of `k` (history, a range at an older revision,
+ * a watch's replay, check) says so instead of taking it for a put whose
+ * value is missing.
+ */
+static void test_ref_in_history_is_corrupt(void **state)
+{
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	char *b = big_value(6, 500);
+	struct rec r = {.type = REC_PUT, .val = b, .val_len = 500};
+	struct eng_range_res res;
+	struct cbuf ref = {0};
+	eng_rev_t rev;
+
+	(void)state;
+	th_put(e, "h", "v1");
+	rev = th_put(e, "h", "v2");
+	th_put(e, "other", "o");
+	eng_close(e);
+	r.create_rev = rev - 1;
+	r.mod_rev = rev;
+	r.version = 2;
+	assert_int_equal(codec_latest_encode(&ref, &r), 0);
+	assert_int_equal(ref.len, REC_HDR_LEN + 8);
+	raw_put_version(dir, "h", rev, ref.p, ref.len);
+
+	e = th_open(dir, NULL);
+	assert_int_equal(eng_history(e, "h", 1, 0, 0, &res), ENG_E_CORRUPT);
+	eng_range_res_release(&res);
+	assert_int_equal(th_range(e, "h", NULL, rev, 0, 0, &res),
+	                 ENG_E_CORRUPT);
+	eng_range_res_release(&res);
+	assert_int_equal(th_range(e, "h", NULL, rev, 0,
+	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
+	                          &res),
+	                 ENG_E_CORRUPT);
+	eng_range_res_release(&res);
+	assert_int_equal(eng_check(e, NULL, NULL), ENG_E_CORRUPT);
+	eng_close(e);
+	cbuf_free(&ref);
+	free(b);
+	th_cleanup(dir);
+}
+
 /* A reader's eng_get races puts and compactions of the same key. */
 struct race {
 	eng *e;
@@ -461,6 +529,7 @@ int main(void)
 	    cmocka_unit_test(test_txns),
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
+	    cmocka_unit_test(test_ref_in_history_is_corrupt),
 	    cmocka_unit_test(test_get_races_compaction),
 	};
 
