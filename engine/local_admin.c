@@ -375,6 +375,11 @@ int eng_repair(const char *dir, void (*report)(void *arg, const char *msg),
 	snap = leveldb_create_snapshot(l->db);
 	leveldb_readoptions_set_snapshot(r.ro, snap);
 	maxrev = rev;
+	/* The rebuilt `l` holds value references (format 2): mark the store
+	 * in the batch of the first of them, so that no crash part way
+	 * leaves references under an older format's magic. */
+	local_put_magic(r.wb);
+	r.nb++;
 	rc = rep_latest(&r, &live, &maxrev, progress, parg);
 	if (!rc)
 		rc = rep_names(&r, &maxrev);
@@ -385,9 +390,6 @@ int eng_repair(const char *dir, void (*report)(void *arg, const char *msg),
 	codec_put_be64(state, (uint64_t)st->rev_after);
 	codec_put_be64(state + 8, (uint64_t)live);
 	rc = rep_put(&r, META_STATE, strlen(META_STATE), state, 16);
-	/* The rebuilt `l` may hold value references (format 2). */
-	if (!rc)
-		local_put_magic(r.wb);
 	if (!rc) {
 		leveldb_writeoptions_set_sync(r.wo, 1);
 		rc = rep_flush(&r);

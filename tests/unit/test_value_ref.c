@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "engine/codec.h"
 #include "engine/snapshot.h"
@@ -454,6 +455,118 @@ static void test_ref_in_history_is_corrupt(void **state)
 	th_cleanup(dir);
 }
 
+static void exit_now(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	(void)done;
+	(void)total;
+	_exit(0);
+}
+
+/* The store's magic format and how many `l` records are references. */
+static uint32_t scan_refs(const char *dir, size_t *nrefs)
+{
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_iterator_t *it;
+	char *err = NULL, *p, sp = SP_LATEST;
+	uint32_t ver;
+	leveldb_t *db;
+	size_t n;
+
+	db = leveldb_open(o, dir, &err);
+	assert_null(err);
+	p = leveldb_get(db, ro, "Mmagic", 6, &n, &err);
+	assert_non_null(p);
+	ver = codec_get_be32(p + n - 4);
+	leveldb_free(p);
+	*nrefs = 0;
+	it = leveldb_create_iterator(db, ro);
+	for (leveldb_iter_seek(it, &sp, 1); leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		const char *k = leveldb_iter_key(it, &n);
+		const char *v;
+
+		if (k[0] != SP_LATEST)
+			break;
+		v = leveldb_iter_value(it, &n);
+		if (n && v[0] == REC_PUT_REF)
+			(*nrefs)++;
+	}
+	leveldb_iter_destroy(it);
+	leveldb_close(db);
+	leveldb_readoptions_destroy(ro);
+	leveldb_options_destroy(o);
+	return ver;
+}
+
+/*
+ * Repair of a format-1 store writes references into `l` in batches: a
+ * crash part way (here the repair process exits at its first progress
+ * report, after four batches) must not leave references in a store still
+ * marked format 1, which an older build would read as corruption.
+ */
+static void test_repair_crash_format1(void **state)
+{
+	char *dir = th_tmpdir(), *b = big_value(7, 300);
+	const uint32_t one = 1;
+	struct eng_options opt;
+	size_t nrefs;
+	pid_t pid;
+	int st;
+	eng *e;
+
+	(void)state;
+	eng_options_init(&opt);
+	opt.sync = ENG_SYNC_NONE;
+	e = th_open(dir, &opt);
+	for (int i = 0; i < 4200; i += 100) {
+		struct eng_op ops[100];
+		char keys[100][16];
+		struct eng_txn t = {.success = ops, .nsuccess = 100};
+		struct eng_txn_res res;
+
+		for (int j = 0; j < 100; j++) {
+			snprintf(keys[j], sizeof(keys[j]), "f/%05d", i + j);
+			ops[j] = (struct eng_op){.type = ENG_OP_PUT,
+			                         .key = keys[j],
+			                         .key_len = strlen(keys[j]),
+			                         .value = b,
+			                         .value_len = 300};
+		}
+		assert_int_equal(eng_txn(e, &t, &res), 0);
+		eng_txn_res_release(&res);
+	}
+	eng_close(e);
+	raw_magic(dir, &one);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct eng_repair_stats rs;
+
+		eng_repair(dir, NULL, NULL, exit_now, NULL, &rs);
+		_exit(1); /* the progress report comes first */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (scan_refs(dir, &nrefs) < 2)
+		assert_int_equal(nrefs, 0);
+
+	/* A second repair finishes the job. */
+	{
+		struct eng_repair_stats rs;
+
+		assert_int_equal(
+		    eng_repair(dir, report_fail, NULL, NULL, NULL, &rs), 0);
+		assert_int_equal(rs.latest_written, 4200);
+	}
+	assert_int_equal(scan_refs(dir, &nrefs), 2);
+	assert_int_equal(nrefs, 4200);
+	free(b);
+	th_cleanup(dir);
+}
+
 /* A reader's eng_get races puts and compactions of the same key. */
 struct race {
 	eng *e;
@@ -530,6 +643,7 @@ int main(void)
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
 	    cmocka_unit_test(test_ref_in_history_is_corrupt),
+	    cmocka_unit_test(test_repair_crash_format1),
 	    cmocka_unit_test(test_get_races_compaction),
 	};
 
