@@ -109,34 +109,70 @@ int cbuf_add_esc(struct cbuf *b, const void *key, size_t len)
 	return 0;
 }
 
-int codec_rec_encode(struct cbuf *b, const struct rec *r)
+static void rec_add_hdr(struct cbuf *b, uint8_t type, const struct rec *r)
 {
-	if (cbuf_reserve(b, REC_HDR_LEN + r->val_len))
-		return ENG_E_NOMEM;
-	cbuf_add_u8(b, r->type);
+	cbuf_add_u8(b, type);
 	cbuf_add_be64(b, (uint64_t)r->create_rev);
 	cbuf_add_be64(b, (uint64_t)r->mod_rev);
 	cbuf_add_be64(b, (uint64_t)r->version);
 	cbuf_add_be64(b, (uint64_t)r->lease);
 	cbuf_add_be64(b, (uint64_t)r->mtime_ns);
+}
+
+int codec_rec_encode(struct cbuf *b, const struct rec *r)
+{
+	if (cbuf_reserve(b, REC_HDR_LEN + r->val_len))
+		return ENG_E_NOMEM;
+	rec_add_hdr(b, r->type, r);
 	return cbuf_add(b, r->val, r->val_len);
 }
 
-int codec_rec_decode(const char *p, size_t n, struct rec *r)
+int codec_latest_encode(struct cbuf *b, const struct rec *r)
+{
+	if (r->type != REC_PUT || r->val_len <= REC_INLINE_MAX)
+		return codec_rec_encode(b, r);
+	if (cbuf_reserve(b, REC_HDR_LEN + 8))
+		return ENG_E_NOMEM;
+	rec_add_hdr(b, REC_PUT_REF, r);
+	return cbuf_add_be64(b, (uint64_t)r->val_len);
+}
+
+/* latest: an `l` record, which may be a reference; else a version record. */
+static int rec_decode(const char *p, size_t n, struct rec *r, bool latest)
 {
 	if (n < REC_HDR_LEN)
 		return ENG_E_CORRUPT;
 	r->type = (uint8_t)p[0];
-	if (r->type != REC_PUT && r->type != REC_DEL)
+	if (r->type != REC_PUT && r->type != REC_DEL &&
+	    (!latest || r->type != REC_PUT_REF))
 		return ENG_E_CORRUPT;
 	r->create_rev = (int64_t)codec_get_be64(p + 1);
 	r->mod_rev = (int64_t)codec_get_be64(p + 9);
 	r->version = (int64_t)codec_get_be64(p + 17);
 	r->lease = (int64_t)codec_get_be64(p + 25);
 	r->mtime_ns = (int64_t)codec_get_be64(p + 33);
+	r->val_ref = r->type == REC_PUT_REF;
+	if (r->val_ref) {
+		if (n != REC_HDR_LEN + 8)
+			return ENG_E_CORRUPT;
+		r->type = REC_PUT;
+		r->val = NULL;
+		r->val_len = (size_t)codec_get_be64(p + REC_HDR_LEN);
+		return 0;
+	}
 	r->val = p + REC_HDR_LEN;
 	r->val_len = n - REC_HDR_LEN;
 	return 0;
+}
+
+int codec_rec_decode(const char *p, size_t n, struct rec *r)
+{
+	return rec_decode(p, n, r, false);
+}
+
+int codec_latest_decode(const char *p, size_t n, struct rec *r)
+{
+	return rec_decode(p, n, r, true);
 }
 
 int codec_hist_prefix(struct cbuf *b, const void *key, size_t len)

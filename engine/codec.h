@@ -7,7 +7,9 @@
  *
  *   M<name>                 meta records (magic, state, compaction revs)
  *   k esc(key) 00 01 inv(rev) -> struct rec   every version, newest first
- *   l key                   -> struct rec   the live latest version
+ *   l key                   -> struct rec   the live latest version (a
+ *                              value over REC_INLINE_MAX bytes stays in
+ *                              `k` only: `l` then holds a reference)
  *   r rev sub               -> type key     the revision log
  *   L id                    -> ttl name     a lease
  *   N name                  -> id           lease by name
@@ -24,7 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CODEC_FORMAT_VERSION 1
+/* 2: `l` may hold value references (REC_PUT_REF).  A store of format 1 is
+ * read as it is and marked 2 when opened for writing. */
+#define CODEC_FORMAT_VERSION 2
 
 #define SP_META   'M'
 #define SP_HIST   'k'
@@ -41,6 +45,16 @@
 
 #define REC_PUT 1
 #define REC_DEL 2
+/* In `l` only: a put whose value is only in its version record. */
+#define REC_PUT_REF 3
+
+/*
+ * The longest value `l` holds a copy of.  A longer one is written once (in
+ * `k`): at 1 KiB the second copy halved the durable put rate at 16 threads
+ * (docs/engine.md), while a read of it at the current revision costs one
+ * more point read.
+ */
+#define REC_INLINE_MAX 256
 
 /* A growable byte buffer.  All appends return 0 or ENG_E_NOMEM. */
 struct cbuf {
@@ -70,14 +84,28 @@ struct rec {
 	int64_t version;
 	int64_t lease;
 	int64_t mtime_ns;
-	const char *val; /* points into the decoded buffer */
+	const char *val; /* points into the decoded buffer; NULL if val_ref */
 	size_t val_len;
+	/* Decoded from a REC_PUT_REF: the value (val_len bytes) is in the
+	 * version record at mod_rev (local_view.c's view_rec_value reads it).
+	 */
+	bool val_ref;
 };
 
 #define REC_HDR_LEN 41
 
+/* The record of a version, with its value: what `k` holds. */
 int codec_rec_encode(struct cbuf *b, const struct rec *r);
+/* What `l` holds for the live version r: the record itself, or for a put
+ * whose value is over REC_INLINE_MAX bytes, its header with type
+ * REC_PUT_REF and the value's length (be64) instead of the value. */
+int codec_latest_encode(struct cbuf *b, const struct rec *r);
+/* Decode a version record (`k`, or a snapshot's): a reference there is
+ * corrupt, so r->val always points at the value. */
 int codec_rec_decode(const char *p, size_t n, struct rec *r);
+/* Decode an `l` record, either form: a REC_PUT_REF gives type REC_PUT with
+ * val_ref set (the value is then read with view_rec_value). */
+int codec_latest_decode(const char *p, size_t n, struct rec *r);
 
 /* k esc(key) 00 01 — the prefix shared by every version of key. */
 int codec_hist_prefix(struct cbuf *b, const void *key, size_t len);

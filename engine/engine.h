@@ -195,6 +195,10 @@ struct eng_kv {
 #define ENG_RANGE_COUNT      0x1 /* compute count even when not cheap */
 #define ENG_RANGE_KEYS_ONLY  0x2 /* values not returned (value == NULL) */
 #define ENG_RANGE_COUNT_ONLY 0x4 /* no kvs, only count (implies COUNT) */
+/* With KEYS_ONLY: value_len is still set (value stays NULL).  A listing's
+ * sizes without reading the values the local backend stores apart; the
+ * etcd backend reads the values and drops them. */
+#define ENG_RANGE_VALUE_LEN 0x8
 
 struct eng_range_req {
 	const void *key;

@@ -184,7 +184,8 @@ static int range_delim(struct etcdb *ee, const struct eng_range_req *req,
 		    .end = req->end,
 		    .end_len = req->end_len,
 		    .rev = rev,
-		    .flags = (req->flags & ENG_RANGE_KEYS_ONLY) |
+		    .flags = (req->flags &
+		              (ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN)) |
 		             (count_only ? ENG_RANGE_KEYS_ONLY : 0),
 		};
 		struct eng_range_res page;

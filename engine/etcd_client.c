@@ -728,7 +728,8 @@ static int range_json(const void *key, size_t key_len, const void *end,
 		rc = json_set_i64(r, "revision", rev);
 	if (!rc && limit)
 		rc = json_set_i64(r, "limit", limit);
-	if (!rc && (flags & ENG_RANGE_KEYS_ONLY))
+	if (!rc && (flags & ENG_RANGE_KEYS_ONLY) &&
+	    !(flags & ENG_RANGE_VALUE_LEN))
 		rc = json_set_bool(r, "keys_only", true);
 	if (!rc && (flags & ENG_RANGE_COUNT_ONLY))
 		rc = json_set_bool(r, "count_only", true);
@@ -742,11 +743,21 @@ static int range_json(const void *key, size_t key_len, const void *end,
 static int range_from_json(struct eng_arena *a, const json_t *j, unsigned flags,
                            struct eng_range_res *res)
 {
+	int rc;
+
 	res->header_rev = header_rev(j);
 	res->count = json_i64(j, "count");
 	res->more = json_flag(j, "more");
-	return kvs_from_json(a, json_object_get(j, "kvs"),
-	                     flags & ENG_RANGE_KEYS_ONLY, &res->kvs, &res->n);
+	rc = kvs_from_json(a, json_object_get(j, "kvs"),
+	                   (flags & ENG_RANGE_KEYS_ONLY) &&
+	                       !(flags & ENG_RANGE_VALUE_LEN),
+	                   &res->kvs, &res->n);
+	/* Lengths only: etcd has no such mode, so the values were read;
+	 * drop them as keys-only asks (they live in the arena). */
+	if (!rc && (flags & ENG_RANGE_KEYS_ONLY))
+		for (size_t i = 0; i < res->n; i++)
+			res->kvs[i].value = NULL;
+	return rc;
 }
 
 int etcd_range(struct etcd_client *c, const struct eng_range_req *req,

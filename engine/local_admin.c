@@ -169,7 +169,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
                       eng_progress_fn progress, void *parg)
 {
 	leveldb_iterator_t *it = leveldb_create_iterator(r->l->db, r->ro);
-	struct cbuf key = {0}, last = {0}, lk = {0}, ak = {0};
+	struct cbuf key = {0}, last = {0}, lk = {0}, lv = {0}, ak = {0};
 	char sp = SP_HIST;
 	uint64_t seen = 0;
 	int rc = 0;
@@ -206,11 +206,13 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 		if (rec.type != REC_PUT)
 			continue;
 		(*live)++;
-		if (codec_latest_key(&lk, key.p, key.len)) {
+		lv.len = 0;
+		if (codec_latest_key(&lk, key.p, key.len) ||
+		    codec_latest_encode(&lv, &rec)) {
 			rc = ENG_E_NOMEM;
 			break;
 		}
-		rc = rep_put(r, lk.p, lk.len, v, vn);
+		rc = rep_put(r, lk.p, lk.len, lv.p, lv.len);
 		r->st->latest_written++;
 		if (!rc && rec.lease) {
 			rc = lease_exists(r, rec.lease);
@@ -241,6 +243,7 @@ static int rep_latest(struct rep *r, int64_t *live, int64_t *maxrev,
 	cbuf_free(&key);
 	cbuf_free(&last);
 	cbuf_free(&lk);
+	cbuf_free(&lv);
 	cbuf_free(&ak);
 	return rc;
 }
@@ -374,6 +377,11 @@ int eng_repair(const char *dir, void (*report)(void *arg, const char *msg),
 	snap = leveldb_create_snapshot(l->db);
 	leveldb_readoptions_set_snapshot(r.ro, snap);
 	maxrev = rev;
+	/* The rebuilt `l` holds value references (format 2): mark the store
+	 * in the batch of the first of them, so that no crash part way
+	 * leaves references under an older format's magic. */
+	local_put_magic(r.wb);
+	r.nb++;
 	rc = rep_latest(&r, &live, &maxrev, progress, parg);
 	if (!rc)
 		rc = rep_names(&r, &maxrev);

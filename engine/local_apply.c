@@ -95,6 +95,30 @@ static int b_put(struct local *l, struct batch *b, const struct cbuf *k,
 	return ov ? overlay_set(l->ov, k->p, k->len, v->p, v->len) : 0;
 }
 
+/*
+ * The `l` record of the live version r (encoded whole in v): LevelDB gets
+ * codec_latest_encode's form, the overlay the whole record, so the
+ * leader's own reads never meet a reference to a version still in the
+ * batch.
+ */
+static int b_put_latest(struct local *l, struct batch *b, const struct cbuf *k,
+                        const struct cbuf *v, const struct rec *r)
+{
+	struct cbuf ref = {0};
+	int rc;
+
+	if (r->val_len <= REC_INLINE_MAX)
+		return b_put(l, b, k, v, true);
+	if (codec_latest_encode(&ref, r))
+		return ENG_E_NOMEM;
+	leveldb_writebatch_put(l->wb, k->p, k->len, ref.p, ref.len);
+	b->bytes += k->len + ref.len;
+	b->dirty = true;
+	rc = overlay_set(l->ov, k->p, k->len, v->p, v->len);
+	cbuf_free(&ref);
+	return rc;
+}
+
 static int b_del(struct local *l, struct batch *b, const struct cbuf *k,
                  bool ov)
 {
@@ -113,7 +137,7 @@ static int get_latest(struct view *v, const void *key, size_t klen,
 	if (codec_latest_key(kbuf, key, klen))
 		return ENG_E_NOMEM;
 	rc = view_get(v, kbuf->p, kbuf->len, buf);
-	if (rc == 1 && codec_rec_decode(buf->p, buf->len, r))
+	if (rc == 1 && codec_latest_decode(buf->p, buf->len, r))
 		return ENG_E_CORRUPT;
 	return rc;
 }
@@ -138,7 +162,7 @@ static int write_version(struct local *l, struct batch *b, const char *key,
 	if (codec_latest_key(&k, key, klen))
 		goto out;
 	if (r->type == REC_PUT)
-		rc = b_put(l, b, &k, &v, true);
+		rc = b_put_latest(l, b, &k, &v, r);
 	else
 		rc = b_del(l, b, &k, true);
 	if (rc)
@@ -257,7 +281,8 @@ static bool cmp_one(const struct eng_cmp *c, const struct rec *r)
 static int eval_cmp(struct view *v, const struct eng_cmp *c, bool *ok)
 {
 	static const struct rec zero = {.type = REC_PUT, .val = ""};
-	struct cbuf k = {0}, buf = {0}, hi = {0};
+	struct cbuf k = {0}, buf = {0}, hi = {0}, vbuf = {0};
+	bool value = c->target == ENG_CMP_VALUE;
 	struct vit it = {0};
 	bool any = false;
 	struct rec r;
@@ -269,9 +294,11 @@ static int eval_cmp(struct view *v, const struct eng_cmp *c, bool *ok)
 		if (rc < 0)
 			goto out;
 		any = rc == 1;
-		if (any)
-			*ok = cmp_one(c, &r);
 		rc = 0;
+		if (any && value)
+			rc = view_rec_value(v, c->key, c->key_len, &r, &vbuf);
+		if (any && !rc)
+			*ok = cmp_one(c, &r);
 		goto out;
 	}
 	rc = ENG_E_NOMEM;
@@ -290,7 +317,10 @@ static int eval_cmp(struct view *v, const struct eng_cmp *c, bool *ok)
 	if (rc)
 		goto out;
 	for (vit_seek(&it, k.p, k.len); it.valid && *ok; vit_next(&it)) {
-		rc = codec_rec_decode(it.v, it.vlen, &r);
+		rc = codec_latest_decode(it.v, it.vlen, &r);
+		if (!rc && value)
+			rc =
+			    view_rec_value(v, it.k + 1, it.klen - 1, &r, &vbuf);
 		if (rc)
 			goto out;
 		any = true;
@@ -304,6 +334,7 @@ out:
 	cbuf_free(&k);
 	cbuf_free(&buf);
 	cbuf_free(&hi);
+	cbuf_free(&vbuf);
 	return rc;
 }
 
@@ -485,7 +516,7 @@ static int victim_add(struct dvictim **d, size_t *n, const char *key,
 	if (!val)
 		return 0; /* only the key is wanted */
 	memcpy(x->buf, val, vlen);
-	return codec_rec_decode(x->buf, vlen, &x->r);
+	return codec_latest_decode(x->buf, vlen, &x->r);
 }
 
 /* The live keys of a delete-range, collected before any is deleted (the
@@ -550,7 +581,7 @@ static int exec_put(struct local *l, struct batch *b, struct view *v,
                     const struct eng_op *o, int64_t rev, uint32_t *sub,
                     struct eng_op_res *res, struct eng_arena *a)
 {
-	struct cbuf k = {0}, buf = {0};
+	struct cbuf k = {0}, buf = {0}, vbuf = {0};
 	struct rec prev, r = {
 	                     .type = REC_PUT,
 	                     .mod_rev = rev,
@@ -567,6 +598,11 @@ static int exec_put(struct local *l, struct batch *b, struct view *v,
 	if (have < 0) {
 		rc = have;
 		goto out;
+	}
+	if (have && (o->flags & (ENG_PUT_IGNORE_VALUE | ENG_PUT_PREV_KV))) {
+		rc = view_rec_value(v, o->key, o->key_len, &prev, &vbuf);
+		if (rc)
+			goto out;
 	}
 	if (have) {
 		r.create_rev = prev.create_rev;
@@ -588,6 +624,7 @@ static int exec_put(struct local *l, struct batch *b, struct view *v,
 out:
 	cbuf_free(&k);
 	cbuf_free(&buf);
+	cbuf_free(&vbuf);
 	return rc;
 }
 
@@ -596,19 +633,26 @@ static int exec_delete(struct local *l, struct batch *b, struct view *v,
                        struct eng_op_res *res, struct eng_arena *a)
 {
 	struct dvictim *d = NULL;
+	struct cbuf vbuf = {0};
 	size_t n = 0;
 	int rc;
 
 	rc = collect_live(v, o, &d, &n);
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (o->flags & ENG_DEL_PREV_KV)
-			rc = add_prev(res, a, d[i].key, d[i].klen, &d[i].r);
+		if (o->flags & ENG_DEL_PREV_KV) {
+			rc = view_rec_value(v, d[i].key, d[i].klen, &d[i].r,
+			                    &vbuf);
+			if (!rc)
+				rc = add_prev(res, a, d[i].key, d[i].klen,
+				              &d[i].r);
+		}
 		if (!rc)
 			rc = delete_one(l, b, d[i].key, d[i].klen, &d[i].r, rev,
 			                sub);
 	}
 	res->deleted = (int64_t)n;
 	victims_free(d, n);
+	cbuf_free(&vbuf);
 	return rc;
 }
 

@@ -119,10 +119,11 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 			        "live key %.*s (rev %lld) has no latest "
 			        "record",
 			        (int)key.len, key.p, (long long)vrev);
-		} else if (codec_rec_decode(lv, ln, &lr) ||
-		           lr.mod_rev != vrev || ln != vn ||
-		           memcmp(lv + REC_HDR_LEN, v + REC_HDR_LEN,
-		                  vn - REC_HDR_LEN) != 0 ||
+		} else if (codec_latest_decode(lv, ln, &lr) ||
+		           lr.type != REC_PUT || lr.mod_rev != vrev ||
+		           lr.val_len != r.val_len ||
+		           (!lr.val_ref &&
+		            memcmp(lr.val, r.val, r.val_len) != 0) ||
 		           lr.create_rev != r.create_rev ||
 		           lr.version != r.version || lr.lease != r.lease) {
 			problem(c,
@@ -259,7 +260,7 @@ static int check_attach(struct chk *c)
 		rc = raw_get(c, &lk, &lv, &ln);
 		if (rc < 0)
 			break;
-		if (rc == 0 || codec_rec_decode(lv, ln, &r) || r.lease != id)
+		if (rc == 0 || codec_latest_decode(lv, ln, &r) || r.lease != id)
 			problem(c,
 			        "attach record %lld/%.*s names no live key "
 			        "with that lease",

@@ -122,6 +122,9 @@ struct local *local_from_eng(eng *e);
 uint64_t local_measure_bytes(struct local *l);
 void local_stat_record(struct local *l, struct eng_op_stats *s,
                        int64_t start_ns, int rc);
+/* Add the magic record of the current store format to wb. */
+void local_put_magic(leveldb_writebatch_t *wb);
+
 /* Map a LevelDB error string (freed here) to ENG_E_IO, logged. */
 int local_ldb_err(struct local *l, char *err, const char *what);
 
@@ -146,6 +149,15 @@ int overlay_set(struct overlay *ov, const char *k, size_t klen, const char *val,
 
 /* Point read: 1 and *val filled if present, 0 if absent, or an error. */
 int view_get(struct view *v, const char *k, size_t klen, struct cbuf *val);
+/*
+ * r was decoded from key's `l` record through v.  If its value is a
+ * reference (r->val_ref), read the version record at r->mod_rev through v
+ * into buf and point r->val into buf; otherwise do nothing.  0,
+ * ENG_E_CORRUPT if that version is missing or is not the one `l` named,
+ * or an error of the read.
+ */
+int view_rec_value(struct view *v, const char *key, size_t klen, struct rec *r,
+                   struct cbuf *buf);
 
 struct ov_ent;
 /* A merged iterator over [lo, hi) (hi NULL: unbounded). */
@@ -215,7 +227,7 @@ void local_snap_release(eng *e, eng_snap *s);
 
 /* Append one kv to a result (copies into the result's arena). */
 int res_add_kv(struct eng_range_res *res, size_t *cap, const char *key,
-               size_t key_len, const struct rec *r, bool keys_only);
+               size_t key_len, const struct rec *r, unsigned flags);
 int res_add_prefix(struct eng_range_res *res, size_t *cap, const char *key,
                    size_t key_len);
 

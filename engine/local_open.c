@@ -227,11 +227,9 @@ static int put_meta(struct local *l, leveldb_writebatch_t *wb, const char *name,
 	return 0;
 }
 
-static int init_store(struct local *l)
+void local_put_magic(leveldb_writebatch_t *wb)
 {
-	leveldb_writebatch_t *wb = leveldb_writebatch_create();
 	char magic[MAGIC_LEN + 4];
-	char *err = NULL;
 
 	memcpy(magic, MAGIC, MAGIC_LEN);
 	magic[MAGIC_LEN] = 0;
@@ -240,6 +238,33 @@ static int init_store(struct local *l)
 	magic[MAGIC_LEN + 3] = CODEC_FORMAT_VERSION;
 	leveldb_writebatch_put(wb, META_MAGIC, strlen(META_MAGIC), magic,
 	                       sizeof(magic));
+}
+
+/*
+ * Mark an older store with the current format before anything writes to
+ * it: a format-1 store is valid format 2, but once format 2's records are
+ * in it an older build must refuse it (ENG_E_VERSION) rather than read
+ * them as corruption.
+ */
+static int upgrade_magic(struct local *l)
+{
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	char *err = NULL;
+
+	local_put_magic(wb);
+	leveldb_write(l->db, l->wo_sync, wb, &err);
+	leveldb_writebatch_destroy(wb);
+	if (err)
+		return local_ldb_err(l, err, "format upgrade");
+	return 0;
+}
+
+static int init_store(struct local *l)
+{
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	char *err = NULL;
+
+	local_put_magic(wb);
 	/* etcd: a new store is at revision 1. */
 	put_meta(l, wb, META_STATE, 1, 0, true);
 	put_meta(l, wb, META_COMPACT, 0, 0, false);
@@ -297,6 +322,8 @@ static int check_magic(struct local *l)
 		ver = codec_get_be32(p + MAGIC_LEN);
 		if (ver > CODEC_FORMAT_VERSION)
 			rc = ENG_E_VERSION;
+		else if (ver < CODEC_FORMAT_VERSION && !l->base.opt.read_only)
+			rc = upgrade_magic(l);
 	}
 	leveldb_free(p);
 	return rc;

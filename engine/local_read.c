@@ -109,7 +109,7 @@ static int res_grow(struct eng_range_res *res, size_t *cap)
 }
 
 int res_add_kv(struct eng_range_res *res, size_t *cap, const char *key,
-               size_t key_len, const struct rec *r, bool keys_only)
+               size_t key_len, const struct rec *r, unsigned flags)
 {
 	struct eng_kv *kv;
 
@@ -121,10 +121,12 @@ int res_add_kv(struct eng_range_res *res, size_t *cap, const char *key,
 	if (!kv->key)
 		return ENG_E_NOMEM;
 	kv->key_len = key_len;
-	if (!keys_only && r->type == REC_PUT) {
+	if (!(flags & ENG_RANGE_KEYS_ONLY) && r->type == REC_PUT) {
 		kv->value = eng_arena_dup(res->priv_, r->val, r->val_len);
 		if (!kv->value)
 			return ENG_E_NOMEM;
+		kv->value_len = r->val_len;
+	} else if ((flags & ENG_RANGE_VALUE_LEN) && r->type == REC_PUT) {
 		kv->value_len = r->val_len;
 	}
 	kv->create_rev = r->create_rev;
@@ -221,12 +223,20 @@ static int walk_emit(struct walk *w, const char *k, size_t n,
 	if (prefix)
 		rc = res_add_prefix(w->res, &w->cap, k, n);
 	else
-		rc = res_add_kv(w->res, &w->cap, k, n, r,
-		                w->p->flags & ENG_RANGE_KEYS_ONLY);
+		rc = res_add_kv(w->res, &w->cap, k, n, r, w->p->flags);
 	if (rc)
 		return rc;
 	w->seen++;
 	return 1;
+}
+
+/* Will the next walk_emit of a key keep its value?  Only then is a value
+ * stored by reference worth its read. */
+static bool walk_wants_value(const struct walk *w)
+{
+	return !w->count_only && !w->counting &&
+	       !(w->p->limit && w->seen == w->p->limit) &&
+	       !(w->p->flags & ENG_RANGE_KEYS_ONLY);
 }
 
 static void walk_finish(struct walk *w)
@@ -255,7 +265,7 @@ static void walk_init(struct walk *w, const struct rparams *p,
 int local_range_latest(struct view *v, const struct rparams *p,
                        struct eng_range_res *res)
 {
-	struct cbuf lo = {0}, hi = {0}, val = {0}, skip = {0};
+	struct cbuf lo = {0}, hi = {0}, val = {0}, vbuf = {0}, skip = {0};
 	struct vit it = {0};
 	struct walk w;
 	struct rec r;
@@ -278,7 +288,10 @@ int local_range_latest(struct view *v, const struct rparams *p,
 		if (rc == 1) {
 			size_t d = delim_at(p, p->key, p->key_len);
 
-			rc = codec_rec_decode(val.p, val.len, &r);
+			rc = codec_latest_decode(val.p, val.len, &r);
+			if (!rc && !d && walk_wants_value(&w))
+				rc = view_rec_value(v, p->key, p->key_len, &r,
+				                    &vbuf);
 			if (rc)
 				goto out;
 			if (d)
@@ -332,7 +345,9 @@ int local_range_latest(struct view *v, const struct rparams *p,
 			vit_next(&it);
 			continue;
 		}
-		rc = codec_rec_decode(it.v, it.vlen, &r);
+		rc = codec_latest_decode(it.v, it.vlen, &r);
+		if (!rc && walk_wants_value(&w))
+			rc = view_rec_value(v, k, n, &r, &vbuf);
 		if (rc)
 			break;
 		rc = walk_emit(&w, k, n, &r, false);
@@ -349,6 +364,7 @@ out:
 	cbuf_free(&lo);
 	cbuf_free(&hi);
 	cbuf_free(&val);
+	cbuf_free(&vbuf);
 	cbuf_free(&skip);
 	return rc;
 }
@@ -564,7 +580,8 @@ int local_get_latest(struct local *l, const void *key, size_t key_len,
 {
 	int64_t t0 = eng_now_mono_ns();
 	leveldb_readoptions_t *ro = leveldb_readoptions_create();
-	struct cbuf lk = {0};
+	const leveldb_snapshot_t *ls = NULL;
+	struct cbuf lk = {0}, vbuf = {0};
 	char *err = NULL, *p = NULL, *buf;
 	struct rec r;
 	size_t n;
@@ -575,6 +592,7 @@ int local_get_latest(struct local *l, const void *key, size_t key_len,
 		rc = ENG_E_NOMEM;
 		goto out;
 	}
+again:
 	p = leveldb_get(l->db, ro, lk.p, lk.len, &n, &err);
 	if (err) {
 		rc = local_ldb_err(l, err, "get");
@@ -583,9 +601,26 @@ int local_get_latest(struct local *l, const void *key, size_t key_len,
 	rc = 0;
 	if (!p)
 		goto out; /* missing: mod_rev 0 */
-	rc = codec_rec_decode(p, n, &r);
+	rc = codec_latest_decode(p, n, &r);
 	if (rc)
 		goto out;
+	if (r.val_ref && !ls) {
+		/* The version it names must be read in the same state as
+		 * `l` (compaction removes it once a newer one exists): read
+		 * both again under a snapshot. */
+		ls = leveldb_create_snapshot(l->db);
+		leveldb_readoptions_set_snapshot(ro, ls);
+		leveldb_free(p);
+		p = NULL;
+		goto again;
+	}
+	if (r.val_ref) {
+		struct view v = {.l = l, .ro = ro};
+
+		rc = view_rec_value(&v, key, key_len, &r, &vbuf);
+		if (rc)
+			goto out;
+	}
 	/* One block for key and value, as eng_kv_release expects. */
 	buf = malloc(key_len + r.val_len + 1);
 	if (!buf) {
@@ -610,7 +645,10 @@ out:
 	leveldb_free(p);
 	if (ro)
 		leveldb_readoptions_destroy(ro);
+	if (ls)
+		leveldb_release_snapshot(l->db, ls);
 	cbuf_free(&lk);
+	cbuf_free(&vbuf);
 	local_stat_record(l, &l->st_range, t0, rc);
 	return rc;
 }
@@ -694,7 +732,7 @@ int local_history(eng *e, const void *key, size_t key_len, eng_rev_t from,
 					break;
 				}
 				rc = res_add_kv(res, &cap, key, key_len, &cand,
-				                false);
+				                0);
 				if (rc)
 					goto out;
 			}
@@ -703,7 +741,7 @@ int local_history(eng *e, const void *key, size_t key_len, eng_rev_t from,
 			res->more = true;
 			break;
 		}
-		rc = res_add_kv(res, &cap, key, key_len, &r, false);
+		rc = res_add_kv(res, &cap, key, key_len, &r, 0);
 		if (rc)
 			goto out;
 	}
@@ -711,7 +749,7 @@ int local_history(eng *e, const void *key, size_t key_len, eng_rev_t from,
 		if (limit && (int64_t)res->n == limit)
 			res->more = true;
 		else
-			rc = res_add_kv(res, &cap, key, key_len, &cand, false);
+			rc = res_add_kv(res, &cap, key, key_len, &cand, 0);
 	}
 	res->count = (int64_t)res->n;
 	if (res->more)

@@ -190,6 +190,43 @@ int view_get(struct view *v, const char *k, size_t klen, struct cbuf *val)
 	return rc;
 }
 
+int view_rec_value(struct view *v, const char *key, size_t klen, struct rec *r,
+                   struct cbuf *buf)
+{
+	struct cbuf k = {0};
+	struct rec h;
+	int rc;
+
+	if (!r->val_ref)
+		return 0;
+	/* The overlay holds full `l` records, so a reference came from
+	 * LevelDB, where the same batch wrote the version it names. */
+	if (codec_hist_key(&k, key, klen, r->mod_rev)) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	rc = view_get(v, k.p, k.len, buf);
+	if (rc < 0)
+		goto out;
+	if (rc == 0 || codec_rec_decode(buf->p, buf->len, &h) ||
+	    h.type != REC_PUT || h.mod_rev != r->mod_rev ||
+	    h.val_len != r->val_len) {
+		eng_logf(&v->l->base.opt, ENG_LOG_ERR,
+		         "latest record of %.*s names version %lld, which "
+		         "is %s",
+		         (int)klen, key, (long long)r->mod_rev,
+		         rc == 0 ? "missing" : "not it");
+		rc = ENG_E_CORRUPT;
+		goto out;
+	}
+	r->val = h.val;
+	r->val_ref = false;
+	rc = 0;
+out:
+	cbuf_free(&k);
+	return rc;
+}
+
 static int ent_cmp(const void *a, const void *b)
 {
 	const struct ov_ent *x = *(struct ov_ent *const *)a;

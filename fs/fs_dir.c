@@ -26,7 +26,7 @@
 #include <string.h>
 
 #define FS_PAGE      1000 /* entries per engine read, names only */
-#define FS_PAGE_PLUS 128  /* entries per engine read with values */
+#define FS_PAGE_PLUS 128  /* entries per engine read with value lengths */
 #define FS_NCKPT     32
 
 struct fs_ckpt {
@@ -48,7 +48,7 @@ struct fs_dh {
 
 	struct eng_range_res page; /* protected by lock (like all below) */
 	bool have_page;
-	bool page_values; /* the page carries values */
+	bool page_values; /* the page carries value lengths */
 	size_t idx;       /* next entry of page to look at */
 	off_t pos;        /* child ordinal of the next entry */
 	char *cursor;     /* where the next page starts */
@@ -119,7 +119,7 @@ static int load_page(struct fs *fs, struct fs_dh *dh, bool values)
 	    .end_len = dh->end_len,
 	    .rev = dh->rev,
 	    .limit = values ? FS_PAGE_PLUS : FS_PAGE,
-	    .flags = values ? 0 : ENG_RANGE_KEYS_ONLY,
+	    .flags = ENG_RANGE_KEYS_ONLY | (values ? ENG_RANGE_VALUE_LEN : 0),
 	    .delim = '/',
 	    .prefix_len = dh->prefix_len,
 	    .snap = dh->snap,

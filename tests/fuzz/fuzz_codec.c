@@ -1,7 +1,11 @@
 /*
  * fuzz_codec.c — libFuzzer target for the on-disk record decoding
  * (engine/codec.c).  Properties: codec_rec_decode never reads past its
- * input and what it accepts re-encodes to the same bytes; codec_hist_parse
+ * input and what it accepts re-encodes to the same bytes; so does
+ * codec_latest_decode, which accepts those records and also a reference
+ * (which codec_rec_decode refuses: a version record holds its value) that
+ * re-encodes with codec_latest_encode when it is over the inline limit;
+ * codec_hist_parse
  * likewise (the history key it accepts is exactly codec_hist_key of what
  * it returned), and the escaped key keeps its order against a second key.
  */
@@ -19,9 +23,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t plen;
 
 	if (codec_rec_decode(d, size, &r) == 0) {
-		FUZZ_CHECK(r.val == d + REC_HDR_LEN);
+		FUZZ_CHECK(!r.val_ref && r.val == d + REC_HDR_LEN);
 		FUZZ_CHECK(codec_rec_encode(&b, &r) == 0);
 		FUZZ_CHECK(b.len == size && memcmp(b.p, d, size) == 0);
+	}
+	if (codec_latest_decode(d, size, &r) == 0) {
+		b.len = 0;
+		if (!r.val_ref) {
+			FUZZ_CHECK(r.val == d + REC_HDR_LEN);
+			FUZZ_CHECK(codec_rec_encode(&b, &r) == 0);
+			FUZZ_CHECK(b.len == size && memcmp(b.p, d, size) == 0);
+		} else {
+			FUZZ_CHECK(r.type == REC_PUT && !r.val);
+			FUZZ_CHECK(size == REC_HDR_LEN + 8);
+			if (r.val_len > REC_INLINE_MAX) {
+				FUZZ_CHECK(codec_latest_encode(&b, &r) == 0);
+				FUZZ_CHECK(b.len == size &&
+				           memcmp(b.p, d, size) == 0);
+			}
+		}
 	}
 	if (codec_hist_parse(d, size, &key, &rev, &plen) == 0) {
 		FUZZ_CHECK(plen + 8 == size);

@@ -533,3 +533,11 @@ assert_true "ls -l of 300 keys sent $lookups LOOKUP requests (at most 3)" \
 	test "$lookups" -le 3
 assert_true "... and was served by READDIRPLUS" \
 	grep -q 'opcode: READDIRPLUS' "$RV_LOG"
+# The sizes come from the listing's value lengths (values over 256 bytes
+# are stored apart and not read for it).
+got=$(cd "$N/src" && ls -l | awk 'NR > 1 && $1 !~ /^d/ { print $5, $NF }')
+want=$(cd "$N/src" && for f in *; do
+	[ -f "$f" ] && echo "$(wc -c <"$f") $f"
+done)
+assert_eq "ls -l after a fresh mount shows each key's size" "$want" "$got"
+assert_true "... the 100000-byte one included" grep -qx '100000 big' <<<"$got"
