@@ -6,7 +6,8 @@
  * under the stream lock so lines of concurrent threads never mix.  Once
  * detached, messages go to syslog (facility daemon, ident "revfs") with the
  * matching priority.  Messages above the configured level are dropped
- * before formatting.  libfuse's own messages are routed here too.
+ * before formatting.  libfuse's own messages are routed here too, a
+ * message it writes in pieces joined into one line.
  */
 #include "rv_log.h"
 
@@ -46,20 +47,42 @@ static void emit(enum eng_log_level level, const char *msg)
 	funlockfile(stderr);
 }
 
+/*
+ * libfuse writes some messages in pieces ("fuse: unknown option(s): `",
+ * "-o ", "bogus'\n"): a thread's pieces are kept until a newline, so that
+ * each message is one log line.
+ */
+static __thread char fuse_line[1024];
+static __thread size_t fuse_line_len;
+
 static void fuse_sink(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
-	size_t n;
+	char *nl;
+	size_t room = sizeof(fuse_line) - fuse_line_len;
+	int n;
 	enum eng_log_level l = level <= FUSE_LOG_ERR       ? ENG_LOG_ERR
 	                       : level == FUSE_LOG_WARNING ? ENG_LOG_WARN
 	                       : level <= FUSE_LOG_INFO    ? ENG_LOG_INFO
 	                                                   : ENG_LOG_DEBUG;
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	emit(l, buf);
+	n = vsnprintf(fuse_line + fuse_line_len, room, fmt, ap);
+	if (n < 0)
+		return;
+	fuse_line_len += (size_t)n < room ? (size_t)n : room - 1;
+	while ((nl = memchr(fuse_line, '\n', fuse_line_len))) {
+		size_t used = (size_t)(nl - fuse_line) + 1;
+
+		*nl = '\0';
+		if (nl > fuse_line)
+			emit(l, fuse_line);
+		fuse_line_len -= used;
+		memmove(fuse_line, nl + 1, fuse_line_len);
+		fuse_line[fuse_line_len] = '\0';
+	}
+	if (fuse_line_len == sizeof(fuse_line) - 1) {
+		emit(l, fuse_line); /* too long for one line: cut it */
+		fuse_line_len = 0;
+	}
 }
 
 void rv_log_init(bool use_syslog, enum eng_log_level level)

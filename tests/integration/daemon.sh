@@ -71,6 +71,8 @@ st=$?
 assert_true "an unknown -o option is refused (status $st)" \
 	test "$st" -ne 0 -a "$st" -ne 124
 assert_true "... naming the option" grep -q bogus_option "$T/bogus.out"
+assert_true "... in one log line (libfuse writes it in pieces)" \
+	grep -Eq 'Z ERROR fuse: unknown option.*bogus_option' "$T/bogus.out"
 
 # ------------------------------------------------------- data dir, modes
 MNT=$T/m1.mnt
