@@ -370,9 +370,9 @@ typedef void (*eng_txn_done_fn)(void *arg, int rc,
  * txn and everything it points to (keys, values, compares) must stay
  * valid and unchanged until done is called.
  * Errors (done is then not called): those of eng_txn that are found
- * before queuing (ENG_E_INVAL, ENG_E_TOO_LARGE, ENG_E_TOO_MANY_OPS),
- * ENG_E_CLOSED, ENG_E_NOMEM, and ENG_E_NOT_SUPPORTED from a backend
- * without asynchronous commits (the etcd backend: use eng_txn).
+ * before queuing (ENG_E_INVAL, ENG_E_TOO_LARGE, ENG_E_TOO_MANY_OPS,
+ * ENG_E_DUP_KEY), ENG_E_CLOSED, ENG_E_NOMEM, and ENG_E_NOT_SUPPORTED from a
+ * backend without asynchronous commits (the etcd backend: use eng_txn).
  */
 int eng_txn_async(eng *e, const struct eng_txn *txn, eng_txn_done_fn done,
                   void *arg);

@@ -174,6 +174,15 @@ static void test_refusals(void **state)
 	                 ENG_E_TOO_LARGE);
 	job_put(&j[0], &log, 0, "k", "v");
 	assert_int_equal(eng_txn_async(e, &j[0].txn, NULL, NULL), ENG_E_INVAL);
+	{
+		/* Two puts of one key: etcd's duplicate key, also found
+		 * before queuing (done is not called: see wait_for below). */
+		struct eng_op two[2] = {j[0].op, j[0].op};
+		struct eng_txn t = {.success = two, .nsuccess = 2};
+
+		assert_int_equal(eng_txn_async(e, &t, on_done, &j[0]),
+		                 ENG_E_DUP_KEY);
+	}
 	/* A failed compare is a result, not an error. */
 	job_put(&j[1], &log, 1, "k", "v");
 	j[1].txn.cmps = &cmp;
@@ -190,6 +199,8 @@ static void test_refusals(void **state)
 	assert_int_equal(log.rc[1], ENG_E_LEASE_NOT_FOUND);
 	assert_null(th_get(e, "k", 0));
 	eng_close(e);
+	/* Every completion has run: none for the refusals before queuing. */
+	assert_int_equal(log.n, 2);
 	log_release(&log);
 	th_cleanup(dir);
 }
