@@ -2,7 +2,7 @@
  * engine_helpers.h — shared by the engine's unit tests: a temporary store
  * directory per test, opening with test options, and short put/get/range
  * helpers that assert success.  Header-only (static functions), included by
- * test_kv.c, test_compact.c, test_quota.c, test_crash.c.
+ * every engine test (and the fs tests that open a store).
  */
 #ifndef REVFS_ENGINE_HELPERS_H
 #define REVFS_ENGINE_HELPERS_H
