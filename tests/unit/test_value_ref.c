@@ -388,6 +388,122 @@ static void test_format_upgrade(void **state)
 	th_cleanup(dir);
 }
 
+/* What a format-1 build wrote: `l` of key holds a copy of its version
+ * record at rev (value included). */
+static void raw_copy_to_latest(const char *dir, const char *key, int64_t rev)
+{
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	struct cbuf hk = {0}, lk = {0};
+	char *err = NULL, *v;
+	leveldb_t *db;
+	size_t n;
+
+	db = leveldb_open(o, dir, &err);
+	assert_null(err);
+	assert_int_equal(codec_hist_key(&hk, key, strlen(key), rev), 0);
+	assert_int_equal(codec_latest_key(&lk, key, strlen(key)), 0);
+	v = leveldb_get(db, ro, hk.p, hk.len, &n, &err);
+	assert_non_null(v);
+	assert_true(n > REC_HDR_LEN + REC_INLINE_MAX);
+	leveldb_put(db, wo, lk.p, lk.len, v, n, &err);
+	assert_null(err);
+	leveldb_free(v);
+	cbuf_free(&hk);
+	cbuf_free(&lk);
+	leveldb_close(db);
+	leveldb_readoptions_destroy(ro);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_options_destroy(o);
+}
+
+/*
+ * A format-1 store holds copies of long values in `l`.  Backed up as it is
+ * (read-only), restored, then opened for writing: the copies read like
+ * references do, check accepts both forms, and new puts write references.
+ */
+static void test_format1_copies(void **state)
+{
+	char *dir = th_tmpdir(), *dir2 = th_tmpdir(), *snapf;
+	char *b1 = big_value(8, 600), *b2 = big_value(9, 700);
+	struct eng_options opt;
+	struct eng_snapshot_info info;
+	eng_snapshot_stream *s;
+	struct eng_range_res res;
+	struct eng_cmp c;
+	char err[256], buf[8192];
+	const uint32_t one = 1;
+	eng_rev_t rev;
+	int64_t n;
+	FILE *f;
+	eng *e;
+
+	(void)state;
+	e = th_open(dir, NULL);
+	put_big(e, "big", b2);
+	put_big(e, "big", b1);
+	rev = eng_current_rev(e);
+	th_put(e, "small", "s");
+	eng_close(e);
+	raw_copy_to_latest(dir, "big", rev);
+	raw_magic(dir, &one);
+
+	eng_options_init(&opt);
+	opt.read_only = true;
+	e = th_open(dir, &opt);
+	check_get(e, "big", b1);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	assert_true(asprintf(&snapf, "%s.snap", dir) > 0);
+	f = fopen(snapf, "w");
+	assert_non_null(f);
+	assert_int_equal(eng_snapshot_stream_open(e, &s), 0);
+	while ((n = eng_snapshot_stream_read(s, buf, sizeof(buf))) > 0)
+		assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+	assert_int_equal(n, 0);
+	eng_snapshot_stream_close(s);
+	assert_int_equal(fclose(f), 0);
+	eng_close(e);
+	assert_int_equal(raw_magic(dir, NULL), 1);
+	assert_int_equal(eng_snapshot_restore(snapf, dir2, NULL, NULL, &info,
+	                                      err, sizeof(err)),
+	                 0);
+	assert_int_equal(info.store_version, 1);
+	assert_int_equal(raw_magic(dir2, NULL), 1);
+
+	e = th_open(dir2, NULL);
+	check_get(e, "big", b1);
+	assert_int_equal(th_range(e, "a", "z", 0, 0, 0, &res), 0);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.kvs[0].value_len, 600);
+	assert_memory_equal(res.kvs[0].value, b1, 600);
+	eng_range_res_release(&res);
+	assert_int_equal(th_range(e, "a", "z", 0, 0,
+	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
+	                          &res),
+	                 0);
+	assert_int_equal(res.kvs[0].value_len, 600);
+	assert_null(res.kvs[0].value);
+	eng_range_res_release(&res);
+	c = cmp_value("big", NULL, b1);
+	assert_true(txn_if(e, &c));
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	put_big(e, "big", b2);
+	check_get(e, "big", b2);
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	check_get(e, "big", b2);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	eng_close(e);
+	assert_int_equal(raw_magic(dir2, NULL), 2);
+
+	unlink(snapf);
+	free(snapf);
+	free(b1);
+	free(b2);
+	th_cleanup(dir);
+	th_cleanup(dir2);
+}
+
 /* Replace the version record of key at rev with rec (n bytes). */
 static void raw_put_version(const char *dir, const char *key, int64_t rev,
                             const char *rec, size_t n)
@@ -642,6 +758,7 @@ int main(void)
 	    cmocka_unit_test(test_txns),
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
+	    cmocka_unit_test(test_format1_copies),
 	    cmocka_unit_test(test_ref_in_history_is_corrupt),
 	    cmocka_unit_test(test_repair_crash_format1),
 	    cmocka_unit_test(test_get_races_compaction),
