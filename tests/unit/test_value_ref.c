@@ -417,6 +417,41 @@ static void test_format_upgrade(void **state)
 	th_cleanup(dir);
 }
 
+/* A format-1 store that fails to open (here: its state record is
+ * damaged) is left at format 1: nothing was written to it, and an older
+ * build must still open or repair it rather than refuse its format. */
+static void test_failed_open_keeps_format1(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options opt;
+	const uint32_t one = 1;
+	eng *e = th_open(dir, NULL);
+
+	(void)state;
+	th_put(e, "k", "v");
+	eng_close(e);
+	raw_magic(dir, &one);
+	{
+		leveldb_options_t *o = leveldb_options_create();
+		leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+		char *err = NULL, bad[16] = {0};
+		leveldb_t *db = leveldb_open(o, dir, &err);
+
+		assert_null(err);
+		/* revision 0: not a store's state */
+		leveldb_put(db, wo, META_STATE, strlen(META_STATE), bad,
+		            sizeof(bad), &err);
+		assert_null(err);
+		leveldb_close(db);
+		leveldb_writeoptions_destroy(wo);
+		leveldb_options_destroy(o);
+	}
+	eng_options_init(&opt);
+	assert_int_equal(eng_open(dir, &opt, &e), ENG_E_CORRUPT);
+	assert_int_equal(raw_magic(dir, NULL), 1);
+	th_cleanup(dir);
+}
+
 /* What a format-1 build wrote: `l` of key holds a copy of its version
  * record at rev (value included). */
 static void raw_copy_to_latest(const char *dir, const char *key, int64_t rev)
@@ -902,6 +937,7 @@ int main(void)
 	    cmocka_unit_test(test_txns),
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
+	    cmocka_unit_test(test_failed_open_keeps_format1),
 	    cmocka_unit_test(test_format1_copies),
 	    cmocka_unit_test(test_ref_in_history_is_corrupt),
 	    cmocka_unit_test(test_repair_crash_format1),
