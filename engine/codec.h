@@ -100,8 +100,8 @@ int codec_rec_encode(struct cbuf *b, const struct rec *r);
  * whose value is over REC_INLINE_MAX bytes, its header with type
  * REC_PUT_REF and the value's length (be64) instead of the value. */
 int codec_latest_encode(struct cbuf *b, const struct rec *r);
-/* Decode a version record (`k`, or a snapshot's): a reference there is
- * corrupt, so r->val always points at the value. */
+/* Decode a version record (`k`): a reference there is corrupt, so r->val
+ * always points at the value. */
 int codec_rec_decode(const char *p, size_t n, struct rec *r);
 /* Decode an `l` record, either form: a REC_PUT_REF gives type REC_PUT with
  * val_ref set (the value is then read with view_rec_value). */

@@ -297,7 +297,8 @@ static bool db_is_empty(struct local *l)
 	return empty;
 }
 
-static int check_magic(struct local *l)
+/* *upgrade: the store is of an older format and will be written to. */
+static int check_magic(struct local *l, bool *upgrade)
 {
 	char *err = NULL, *p;
 	size_t n;
@@ -323,7 +324,7 @@ static int check_magic(struct local *l)
 		if (ver > CODEC_FORMAT_VERSION)
 			rc = ENG_E_VERSION;
 		else if (ver < CODEC_FORMAT_VERSION && !l->base.opt.read_only)
-			rc = upgrade_magic(l);
+			*upgrade = true;
 	}
 	leveldb_free(p);
 	return rc;
@@ -401,6 +402,7 @@ int local_open(const char *dir, const struct eng_options *opt, eng **out)
 {
 	struct local *l = calloc(1, sizeof(*l));
 	bool has_current, create = opt->create && !opt->read_only;
+	bool upgrade = false;
 	int rc;
 
 	if (!l)
@@ -438,9 +440,13 @@ int local_open(const char *dir, const struct eng_options *opt, eng **out)
 	if (rc)
 		goto fail;
 	l->wb = leveldb_writebatch_create();
-	rc = check_magic(l);
+	rc = check_magic(l, &upgrade);
 	if (!rc)
 		rc = load_state(l);
+	/* Only once the store has opened, and before any thread can write:
+	 * a store that fails to open is left as it was. */
+	if (!rc && upgrade)
+		rc = upgrade_magic(l);
 	if (rc)
 		goto fail;
 	l->last_sync_ns = eng_now_mono_ns();

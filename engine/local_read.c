@@ -573,7 +573,10 @@ out:
  * sequence number), a key's latest record is never removed by compaction,
  * and eng_get reports no revision, so neither a snapshot nor the revision
  * record (lread_open's) is needed.  Like any current read it may see a
- * group that is written but whose writers were not yet answered.
+ * group that is written but whose writers were not yet answered.  A
+ * reference is the exception: the version it names stops being the newest
+ * once a put lands after the Get, and compaction may then remove it, so
+ * `l` and that version are read again under one snapshot (two Gets more).
  */
 int local_get_latest(struct local *l, const void *key, size_t key_len,
                      struct eng_kv *kv)

@@ -449,7 +449,8 @@ static bool pending_create(struct fs *fs, const char *key, size_t len)
  * delimiter from key_len on starts with the key itself if it exists, then
  * its siblings whose next byte sorts before '/' ("key.txt"), then "key/"
  * rolled up into one entry if anything lies under it.  With limit 1 the
- * answer is the key (a file, with its value for the attributes), "key/"
+ * answer is the key (a file, with its value's length for the attributes:
+ * ENG_RANGE_VALUE_LEN, so a value stored apart is not read), "key/"
  * (a directory), nothing (neither), or a sibling: then only a second read
  * can tell whether "key/" exists (*maybe_dir).  One read instead of a get
  * and a prefix probe, which matters for the negative lookup before every
@@ -466,6 +467,7 @@ static int probe_name(struct fs *fs, const char *key, size_t dkey_len,
 	    .end = end,
 	    .rev = rev,
 	    .limit = 1,
+	    .flags = ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
 	    .delim = '/',
 	    .prefix_len = dkey_len - 1,
 	};

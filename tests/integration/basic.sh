@@ -533,8 +533,11 @@ assert_true "ls -l of 300 keys sent $lookups LOOKUP requests (at most 3)" \
 	test "$lookups" -le 3
 assert_true "... and was served by READDIRPLUS" \
 	grep -q 'opcode: READDIRPLUS' "$RV_LOG"
-# The sizes come from the listing's value lengths (values over 256 bytes
-# are stored apart and not read for it).
+# A LOOKUP's size comes from its probe's value length (fs_lookup.c), a
+# listing's from its page's (values over 256 bytes are stored apart and
+# not read for either).
+assert_eq "stat after a fresh mount (a LOOKUP) shows a 100000-byte key's size" \
+	100000 "$(stat -c %s "$N/src/big")"
 got=$(cd "$N/src" && ls -l | awk 'NR > 1 && $1 !~ /^d/ { print $5, $NF }')
 want=$(cd "$N/src" && for f in *; do
 	[ -f "$f" ] && echo "$(wc -c <"$f") $f"

@@ -69,12 +69,14 @@ static void test_reads(void **state)
 	char *b1 = big_value(1, BIG), *b2 = big_value(2, 300);
 	char *b3 = big_value(3, 257), *edge = big_value(4, 256);
 	struct eng_range_res res;
+	eng_rev_t r4;
 
 	(void)state;
 	put_big(e, "a/1", b1);
 	th_put(e, "a/2", "small");
 	put_big(e, "a/3", b2);
 	put_big(e, "a/4", edge); /* exactly the limit: inline */
+	r4 = eng_current_rev(e);
 	check_get(e, "a/1", b1);
 	check_get(e, "a/2", "small");
 	check_get(e, "a/3", b2);
@@ -126,6 +128,18 @@ static void test_reads(void **state)
 	check_get(e, "a/1", b3);
 	th_del(e, "a/3", NULL, 1);
 	check_get(e, "a/3", NULL);
+	/* Lengths at an older revision come from the versions (`k`). */
+	assert_int_equal(th_range(e, "a/", "a0", r4, 0,
+	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
+	                          &res),
+	                 0);
+	assert_int_equal(res.n, 4);
+	assert_null(res.kvs[0].value);
+	assert_int_equal(res.kvs[0].value_len, BIG);
+	assert_int_equal(res.kvs[1].value_len, 5);
+	assert_int_equal(res.kvs[2].value_len, 300);
+	assert_int_equal(res.kvs[3].value_len, 256);
+	eng_range_res_release(&res);
 	/* The old versions are still there, through history. */
 	assert_int_equal(eng_history(e, "a/1", 3, 0, 0, &res), 0);
 	assert_int_equal(res.n, 3);
@@ -187,22 +201,37 @@ static void test_txns(void **state)
 	/* A txn reads its own write (the leader's overlay), then a later
 	 * one reads it through the reference. */
 	{
-		struct eng_op ops[2] = {
+		struct eng_op ops[3] = {
 		    {.type = ENG_OP_PUT,
 		     .key = "c",
 		     .key_len = 1,
 		     .value = b2,
 		     .value_len = BIG},
 		    {.type = ENG_OP_RANGE, .key = "c", .key_len = 1},
+		    {.type = ENG_OP_RANGE,
+		     .key = "c",
+		     .key_len = 1,
+		     .flags = ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN},
 		};
-		struct eng_txn t = {.success = ops, .nsuccess = 2};
+		struct eng_txn t = {.success = ops, .nsuccess = 3};
 
 		assert_int_equal(eng_txn(e, &t, &res), 0);
 		assert_int_equal(res.res[1].range.n, 1);
 		assert_memory_equal(res.res[1].range.kvs[0].value, b2, BIG);
+		assert_int_equal(res.res[2].range.n, 1);
+		assert_null(res.res[2].range.kvs[0].value);
+		assert_int_equal(res.res[2].range.kvs[0].value_len, BIG);
 		eng_txn_res_release(&res);
 		c = cmp_value("c", NULL, b2);
 		assert_true(txn_if(e, &c));
+		/* The same lengths-only range read through the reference. */
+		t.success = &ops[2];
+		t.nsuccess = 1;
+		assert_int_equal(eng_txn(e, &t, &res), 0);
+		assert_int_equal(res.res[0].range.n, 1);
+		assert_null(res.res[0].range.kvs[0].value);
+		assert_int_equal(res.res[0].range.kvs[0].value_len, BIG);
+		eng_txn_res_release(&res);
 	}
 
 	/* PREV_KV of a put, IGNORE_VALUE, PREV_KV of a delete-range. */
@@ -388,6 +417,157 @@ static void test_format_upgrade(void **state)
 	th_cleanup(dir);
 }
 
+/* A format-1 store that fails to open (here: its state record is
+ * damaged) is left at format 1: nothing was written to it, and an older
+ * build must still open or repair it rather than refuse its format. */
+static void test_failed_open_keeps_format1(void **state)
+{
+	char *dir = th_tmpdir();
+	struct eng_options opt;
+	const uint32_t one = 1;
+	eng *e = th_open(dir, NULL);
+
+	(void)state;
+	th_put(e, "k", "v");
+	eng_close(e);
+	raw_magic(dir, &one);
+	{
+		leveldb_options_t *o = leveldb_options_create();
+		leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+		char *err = NULL, bad[16] = {0};
+		leveldb_t *db = leveldb_open(o, dir, &err);
+
+		assert_null(err);
+		/* revision 0: not a store's state */
+		leveldb_put(db, wo, META_STATE, strlen(META_STATE), bad,
+		            sizeof(bad), &err);
+		assert_null(err);
+		leveldb_close(db);
+		leveldb_writeoptions_destroy(wo);
+		leveldb_options_destroy(o);
+	}
+	eng_options_init(&opt);
+	assert_int_equal(eng_open(dir, &opt, &e), ENG_E_CORRUPT);
+	assert_int_equal(raw_magic(dir, NULL), 1);
+	th_cleanup(dir);
+}
+
+/* What a format-1 build wrote: `l` of key holds a copy of its version
+ * record at rev (value included). */
+static void raw_copy_to_latest(const char *dir, const char *key, int64_t rev)
+{
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	struct cbuf hk = {0}, lk = {0};
+	char *err = NULL, *v;
+	leveldb_t *db;
+	size_t n;
+
+	db = leveldb_open(o, dir, &err);
+	assert_null(err);
+	assert_int_equal(codec_hist_key(&hk, key, strlen(key), rev), 0);
+	assert_int_equal(codec_latest_key(&lk, key, strlen(key)), 0);
+	v = leveldb_get(db, ro, hk.p, hk.len, &n, &err);
+	assert_non_null(v);
+	assert_true(n > REC_HDR_LEN + REC_INLINE_MAX);
+	leveldb_put(db, wo, lk.p, lk.len, v, n, &err);
+	assert_null(err);
+	leveldb_free(v);
+	cbuf_free(&hk);
+	cbuf_free(&lk);
+	leveldb_close(db);
+	leveldb_readoptions_destroy(ro);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_options_destroy(o);
+}
+
+/*
+ * A format-1 store holds copies of long values in `l`.  Backed up as it is
+ * (read-only), restored, then opened for writing: the copies read like
+ * references do, check accepts both forms, and new puts write references.
+ */
+static void test_format1_copies(void **state)
+{
+	char *dir = th_tmpdir(), *dir2 = th_tmpdir(), *snapf;
+	char *b1 = big_value(8, 600), *b2 = big_value(9, 700);
+	struct eng_options opt;
+	struct eng_snapshot_info info;
+	eng_snapshot_stream *s;
+	struct eng_range_res res;
+	struct eng_cmp c;
+	char err[256], buf[8192];
+	const uint32_t one = 1;
+	eng_rev_t rev;
+	int64_t n;
+	FILE *f;
+	eng *e;
+
+	(void)state;
+	e = th_open(dir, NULL);
+	put_big(e, "big", b2);
+	put_big(e, "big", b1);
+	rev = eng_current_rev(e);
+	th_put(e, "small", "s");
+	eng_close(e);
+	raw_copy_to_latest(dir, "big", rev);
+	raw_magic(dir, &one);
+
+	eng_options_init(&opt);
+	opt.read_only = true;
+	e = th_open(dir, &opt);
+	check_get(e, "big", b1);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	assert_true(asprintf(&snapf, "%s.snap", dir) > 0);
+	f = fopen(snapf, "w");
+	assert_non_null(f);
+	assert_int_equal(eng_snapshot_stream_open(e, &s), 0);
+	while ((n = eng_snapshot_stream_read(s, buf, sizeof(buf))) > 0)
+		assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+	assert_int_equal(n, 0);
+	eng_snapshot_stream_close(s);
+	assert_int_equal(fclose(f), 0);
+	eng_close(e);
+	assert_int_equal(raw_magic(dir, NULL), 1);
+	assert_int_equal(eng_snapshot_restore(snapf, dir2, NULL, NULL, &info,
+	                                      err, sizeof(err)),
+	                 0);
+	assert_int_equal(info.store_version, 1);
+	assert_int_equal(raw_magic(dir2, NULL), 1);
+
+	e = th_open(dir2, NULL);
+	check_get(e, "big", b1);
+	assert_int_equal(th_range(e, "a", "z", 0, 0, 0, &res), 0);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.kvs[0].value_len, 600);
+	assert_memory_equal(res.kvs[0].value, b1, 600);
+	eng_range_res_release(&res);
+	assert_int_equal(th_range(e, "a", "z", 0, 0,
+	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
+	                          &res),
+	                 0);
+	assert_int_equal(res.kvs[0].value_len, 600);
+	assert_null(res.kvs[0].value);
+	eng_range_res_release(&res);
+	c = cmp_value("big", NULL, b1);
+	assert_true(txn_if(e, &c));
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	put_big(e, "big", b2);
+	check_get(e, "big", b2);
+	assert_int_equal(eng_compact(e, eng_current_rev(e), true), 0);
+	check_get(e, "big", b2);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	eng_close(e);
+	assert_int_equal(raw_magic(dir2, NULL), 2);
+
+	unlink(snapf);
+	free(snapf);
+	free(b1);
+	free(b2);
+	th_cleanup(dir);
+	th_cleanup(dir2);
+}
+
 /* Replace the version record of key at rev with rec (n bytes). */
 static void raw_put_version(const char *dir, const char *key, int64_t rev,
                             const char *rec, size_t n)
@@ -567,6 +747,121 @@ static void test_repair_crash_format1(void **state)
 	th_cleanup(dir);
 }
 
+/* One queued request of test_group_overlay and what it must answer. */
+struct gjob {
+	struct eng_txn txn;
+	struct eng_op ops[2];
+	struct eng_cmp cmp;
+	const char *want_prev;  /* its first op's prev value, or NULL */
+	const char *want_range; /* its second op's (a range) value, or NULL */
+	atomic_int state;       /* 0 queued, 1 as expected, 2 not */
+};
+
+static bool kv_is(const struct eng_kv *kv, const char *want)
+{
+	return kv->value_len == strlen(want) &&
+	       memcmp(kv->value, want, kv->value_len) == 0;
+}
+
+static void gjob_done(void *arg, int rc, const struct eng_txn_res *res)
+{
+	struct gjob *j = arg;
+	bool ok = rc == 0 && res->succeeded;
+
+	if (ok && j->want_prev)
+		ok = res->res[0].nprev == 1 &&
+		     kv_is(&res->res[0].prev_kvs[0], j->want_prev);
+	if (ok && j->want_range)
+		ok = res->res[1].range.n == 1 &&
+		     kv_is(&res->res[1].range.kvs[0], j->want_range);
+	atomic_store(&j->state, ok ? 1 : 2);
+}
+
+/*
+ * Requests queued together are applied in one group; the later ones read
+ * the earlier ones through the leader's overlay (full records), never a
+ * reference to a version still in the batch: put, delete, put again of one
+ * long value, then a VALUE compare with PREV_KV and IGNORE_VALUE and a
+ * range in one txn, a delete with PREV_KV, another put and a compare.
+ */
+static void test_group_overlay(void **state)
+{
+	enum { NJ = 7, ROUNDS = 30 };
+	char *dir = th_tmpdir();
+	eng *e = th_open(dir, NULL);
+	char *v1 = big_value(21, 400), *v2 = big_value(22, 500);
+	char *v3 = big_value(23, 600);
+	static struct gjob j[NJ];
+	struct eng_stats st;
+	int grouped = 0;
+
+	(void)state;
+	for (int round = 0; round < ROUNDS; round++) {
+		uint64_t before;
+
+		memset(j, 0, sizeof(j));
+		for (int i = 0; i < NJ; i++) {
+			j[i].txn.success = j[i].ops;
+			j[i].txn.nsuccess = 1;
+			j[i].ops[0].key = "g";
+			j[i].ops[0].key_len = 1;
+		}
+		j[0].ops[0].type = ENG_OP_PUT;
+		j[0].ops[0].value = v1;
+		j[0].ops[0].value_len = strlen(v1);
+		j[1].ops[0].type = ENG_OP_DELETE;
+		j[1].ops[0].flags = ENG_DEL_PREV_KV;
+		j[1].want_prev = v1;
+		j[2].ops[0] = j[0].ops[0];
+		j[2].ops[0].value = v2;
+		j[2].ops[0].value_len = strlen(v2);
+		j[3].cmp = cmp_value("g", NULL, v2);
+		j[3].txn.cmps = &j[3].cmp;
+		j[3].txn.ncmps = 1;
+		j[3].ops[0].type = ENG_OP_PUT;
+		j[3].ops[0].flags = ENG_PUT_IGNORE_VALUE | ENG_PUT_PREV_KV;
+		j[3].ops[1] = (struct eng_op){
+		    .type = ENG_OP_RANGE, .key = "g", .key_len = 1};
+		j[3].txn.nsuccess = 2;
+		j[3].want_prev = v2;
+		j[3].want_range = v2;
+		j[4].ops[0] = j[1].ops[0];
+		j[4].want_prev = v2;
+		j[5].ops[0] = j[0].ops[0];
+		j[5].ops[0].value = v3;
+		j[5].ops[0].value_len = strlen(v3);
+		j[6].cmp = cmp_value("g", NULL, v3);
+		j[6].txn.cmps = &j[6].cmp;
+		j[6].txn.ncmps = 1;
+		j[6].txn.nsuccess = 0;
+
+		assert_int_equal(eng_stats_get(e, &st), 0);
+		before = st.commits;
+		for (int i = 0; i < NJ; i++)
+			assert_int_equal(
+			    eng_txn_async(e, &j[i].txn, gjob_done, &j[i]), 0);
+		for (int i = 0; i < NJ; i++) {
+			while (atomic_load(&j[i].state) == 0)
+				sched_yield();
+			if (atomic_load(&j[i].state) != 1)
+				fail_msg("round %d: request %d answered wrong",
+				         round, i);
+		}
+		check_get(e, "g", v3);
+		assert_int_equal(eng_stats_get(e, &st), 0);
+		if (st.commits - before < NJ - 1)
+			grouped++;
+	}
+	/* Some rounds must have shared a group, or nothing was tested. */
+	assert_true(grouped > 0);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	eng_close(e);
+	free(v1);
+	free(v2);
+	free(v3);
+	th_cleanup(dir);
+}
+
 /* A reader's eng_get races puts and compactions of the same key. */
 struct race {
 	eng *e;
@@ -642,8 +937,11 @@ int main(void)
 	    cmocka_unit_test(test_txns),
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
+	    cmocka_unit_test(test_failed_open_keeps_format1),
+	    cmocka_unit_test(test_format1_copies),
 	    cmocka_unit_test(test_ref_in_history_is_corrupt),
 	    cmocka_unit_test(test_repair_crash_format1),
+	    cmocka_unit_test(test_group_overlay),
 	    cmocka_unit_test(test_get_races_compaction),
 	};
 
