@@ -6,7 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(build-essential pkg-config clang clang-format libclang-rt-14-dev libfuse3-dev fuse3 libleveldb-dev
       libcmocka-dev inotify-tools attr etcd-server etcd-client valgrind
       libcurl4-openssl-dev libjansson-dev vim-tiny rsync tar psmisc procps
-      util-linux python3 time jq curl iproute2 mawk coreutils diffutils)
+      util-linux python3 time jq curl iproute2 mawk coreutils diffutils
+      man-db)
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -q

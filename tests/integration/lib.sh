@@ -353,7 +353,7 @@ rv_san_check() {
 }
 
 rv_cleanup() {
-	local p m
+	local rc=$? p m
 	trap - EXIT INT TERM HUP
 	trap '' PIPE # a closed stdout (| head) must not stop the cleanup
 	for p in "${RV_BG[@]}"; do
@@ -390,6 +390,13 @@ rv_cleanup() {
 		eval "$p"
 	done
 	rv_san_check
+	# A script that stopped with an error before any check failed (set -u
+	# on an unbound variable, a command that killed the shell, an early
+	# `exit 1`) skipped its remaining checks: a failure, not "N passed".
+	if [ "$rc" -ne 0 ] && [ "$RV_NFAIL" -eq 0 ]; then
+		echo "not ok - $RV_NAME: the script ended early (exit status $rc)"
+		RV_NFAIL=$((RV_NFAIL + 1))
+	fi
 	echo "# $RV_NAME: $RV_NPASS passed, $RV_NFAIL failed"
 	local busy=""
 	for m in "${RV_MOUNTS[@]}"; do
