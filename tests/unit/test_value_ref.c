@@ -62,6 +62,25 @@ static void check_get(eng *e, const char *k, const char *want)
 		assert_string_equal(got, want);
 }
 
+/* KEYS_ONLY | VALUE_LEN of a/ at rev: the four lengths test_reads wrote
+ * (1,000 by reference, 5, 300 by reference, 256 inline), no values. */
+static void check_lengths(eng *e, eng_rev_t rev)
+{
+	static const size_t want[] = {BIG, 5, 300, 256};
+	struct eng_range_res res;
+
+	assert_int_equal(th_range(e, "a/", "a0", rev, 0,
+	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
+	                          &res),
+	                 0);
+	assert_int_equal(res.n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_null(res.kvs[i].value);
+		assert_int_equal(res.kvs[i].value_len, want[i]);
+	}
+	eng_range_res_release(&res);
+}
+
 static void test_reads(void **state)
 {
 	char *dir = th_tmpdir();
@@ -105,17 +124,7 @@ static void test_reads(void **state)
 	assert_null(res.kvs[0].value);
 	eng_range_res_release(&res);
 	/* A listing's sizes: lengths without values, references unread. */
-	assert_int_equal(th_range(e, "a/", "a0", 0, 0,
-	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
-	                          &res),
-	                 0);
-	assert_int_equal(res.n, 4);
-	assert_null(res.kvs[0].value);
-	assert_int_equal(res.kvs[0].value_len, BIG);
-	assert_int_equal(res.kvs[1].value_len, 5);
-	assert_int_equal(res.kvs[2].value_len, 300);
-	assert_int_equal(res.kvs[3].value_len, 256);
-	eng_range_res_release(&res);
+	check_lengths(e, 0);
 	assert_int_equal(
 	    th_range(e, "a/", "a0", 0, 0, ENG_RANGE_COUNT_ONLY, &res), 0);
 	assert_int_equal(res.count, 4);
@@ -129,17 +138,7 @@ static void test_reads(void **state)
 	th_del(e, "a/3", NULL, 1);
 	check_get(e, "a/3", NULL);
 	/* Lengths at an older revision come from the versions (`k`). */
-	assert_int_equal(th_range(e, "a/", "a0", r4, 0,
-	                          ENG_RANGE_KEYS_ONLY | ENG_RANGE_VALUE_LEN,
-	                          &res),
-	                 0);
-	assert_int_equal(res.n, 4);
-	assert_null(res.kvs[0].value);
-	assert_int_equal(res.kvs[0].value_len, BIG);
-	assert_int_equal(res.kvs[1].value_len, 5);
-	assert_int_equal(res.kvs[2].value_len, 300);
-	assert_int_equal(res.kvs[3].value_len, 256);
-	eng_range_res_release(&res);
+	check_lengths(e, r4);
 	/* The old versions are still there, through history. */
 	assert_int_equal(eng_history(e, "a/1", 3, 0, 0, &res), 0);
 	assert_int_equal(res.n, 3);
