@@ -263,18 +263,19 @@ static int run_txn(eng *e, const struct eng_cmp *c, size_t nc,
 	return eng_txn(e, &t, res);
 }
 
-static bool cmp_holds(eng *e, enum eng_cmp_target target,
-                      enum eng_cmp_result result, int64_t number,
-                      const char *value)
+/* Does `key target result operand` hold (a txn with that one compare)? */
+static bool cmp_key_holds(eng *e, const char *key, enum eng_cmp_target target,
+                          enum eng_cmp_result result, int64_t number,
+                          const char *value, size_t value_len)
 {
 	struct eng_cmp c = {
-	    .key = "missing",
-	    .key_len = 7,
+	    .key = key,
+	    .key_len = strlen(key),
 	    .target = target,
 	    .result = result,
 	    .number = number,
 	    .value = value,
-	    .value_len = value ? strlen(value) : 0,
+	    .value_len = value_len,
 	};
 	struct eng_txn_res res;
 	bool ok;
@@ -283,6 +284,15 @@ static bool cmp_holds(eng *e, enum eng_cmp_target target,
 	ok = res.succeeded;
 	eng_txn_res_release(&res);
 	return ok;
+}
+
+/* Does `missing target result operand` hold? */
+static bool cmp_holds(eng *e, enum eng_cmp_target target,
+                      enum eng_cmp_result result, int64_t number,
+                      const char *value)
+{
+	return cmp_key_holds(e, "missing", target, result, number, value,
+	                     value ? strlen(value) : 0);
 }
 
 static void test_txn_compares_missing(void **state)
@@ -327,29 +337,6 @@ static void test_txn_compares_missing(void **state)
 	eng_txn_res_release(&res);
 	eng_close(e);
 	th_cleanup(dir);
-}
-
-/* Does `key target result operand` hold (a txn with that one compare)? */
-static bool cmp_key_holds(eng *e, const char *key, enum eng_cmp_target target,
-                          enum eng_cmp_result result, int64_t number,
-                          const char *value, size_t value_len)
-{
-	struct eng_cmp c = {
-	    .key = key,
-	    .key_len = strlen(key),
-	    .target = target,
-	    .result = result,
-	    .number = number,
-	    .value = value,
-	    .value_len = value_len,
-	};
-	struct eng_txn_res res;
-	bool ok;
-
-	assert_int_equal(run_txn(e, &c, 1, NULL, 0, &res), 0);
-	ok = res.succeeded;
-	eng_txn_res_release(&res);
-	return ok;
 }
 
 /*
