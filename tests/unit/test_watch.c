@@ -1128,6 +1128,38 @@ static int read_marker(eng_watch *w, struct eng_event **evs, int *n)
 	return -1;
 }
 
+/*
+ * Read nmarkers markers from w, idle at revision cur (each read gives one
+ * marker at cur and nothing else), and widen [*gmin, *gmax] by the gaps
+ * between them.  A gap runs from just before the read that gave one marker
+ * (the first: from `last`) to just after the read giving the next, so it
+ * is never below the true gap, even when a read is slow (valgrind).  Fails
+ * after 5 s without a marker.
+ */
+static void idle_marker_gaps(eng_watch *w, eng_rev_t cur, int nmarkers,
+                             int64_t last, int64_t *gmin, int64_t *gmax)
+{
+	struct eng_event *evs;
+	int n, markers = 0;
+
+	while (markers < nmarkers) {
+		int64_t before = now_ms();
+
+		if (read_marker(w, &evs, &n) >= 0) {
+			int64_t gap = now_ms() - last;
+
+			assert_int_equal(n, 1);
+			assert_int_equal(evs[0].kv.mod_rev, cur);
+			*gmin = gap < *gmin ? gap : *gmin;
+			*gmax = gap > *gmax ? gap : *gmax;
+			last = before;
+			markers++;
+		}
+		assert_true(now_ms() < last + 5000);
+		usleep(2000);
+	}
+}
+
 static void test_watch_progress(void **state)
 {
 	char *dir = th_tmpdir();
@@ -1138,7 +1170,7 @@ static void test_watch_progress(void **state)
 	struct coll ch = {0}, want;
 	int64_t t0, last, gap_min = 1 << 30, gap_max = 0;
 	eng_rev_t cur;
-	int n, i, markers = 0;
+	int n, i;
 	char k[32];
 
 	(void)state;
@@ -1166,22 +1198,7 @@ static void test_watch_progress(void **state)
 	 * gave something: measured from just before that read to just after
 	 * the one giving the next marker, so never below the true gap, even
 	 * when a read is slow, as under valgrind) */
-	last = t0;
-	while (markers < 8) {
-		int64_t before = now_ms();
-
-		if (read_marker(w, &evs, &n) >= 0) {
-			int64_t t = now_ms(), gap = t - last;
-
-			assert_int_equal(evs[0].kv.mod_rev, cur);
-			gap_min = gap < gap_min ? gap : gap_min;
-			gap_max = gap > gap_max ? gap : gap_max;
-			last = before;
-			markers++;
-		}
-		assert_true(now_ms() < t0 + 10000);
-		usleep(2000);
-	}
+	idle_marker_gaps(w, cur, 8, t0, &gap_min, &gap_max);
 	fprintf(stderr, "# idle markers every %lld..%lld ms (interval 100)\n",
 	        (long long)gap_min, (long long)gap_max);
 	assert_true(gap_min >= 95);
@@ -1235,7 +1252,7 @@ static void measure_idle_gaps(int asked_ms, int want_ms)
 	eng_watch *w;
 	int64_t last, gap_min = INT64_MAX, gap_max = 0;
 	eng_rev_t cur;
-	int n, markers = 0;
+	int n;
 
 	th_put(e, "q/0", "v");
 	cur = eng_current_rev(e);
@@ -1244,22 +1261,7 @@ static void measure_idle_gaps(int asked_ms, int want_ms)
 	assert_int_equal(read_marker(w, &evs, &n), 0); /* at once */
 	/* from before the read of one marker to after the read of the next
 	 * (as in test_watch_progress): never below the true gap */
-	while (markers < 4) {
-		int64_t before = now_ms();
-
-		if (read_marker(w, &evs, &n) >= 0) {
-			int64_t t = now_ms(), gap = t - last;
-
-			assert_int_equal(n, 1);
-			assert_int_equal(evs[0].kv.mod_rev, cur);
-			gap_min = gap < gap_min ? gap : gap_min;
-			gap_max = gap > gap_max ? gap : gap_max;
-			last = before;
-			markers++;
-		}
-		assert_true(now_ms() < last + 5000);
-		usleep(2000);
-	}
+	idle_marker_gaps(w, cur, 4, last, &gap_min, &gap_max);
 	fprintf(stderr, "# progress=%d ms: idle markers every %lld..%lld ms\n",
 	        asked_ms, (long long)gap_min, (long long)gap_max);
 	assert_true(gap_min >= want_ms - 5);
