@@ -332,13 +332,16 @@ assert_fails_with "getting another user.* xattr fails ENODATA" ENODATA \
 assert_eq "refused xattr writes took no revision" 1 "$(version "$N/src/n1")"
 
 # ------------------------------------------------- diff -r ns@REV ns
-# the revision after cp -r: the newest mod_revision of the copied keys (cp
-# copies in the source directory's order, not in name order)
+# the revision after cp -r.  Not the newest mod_revision of the copied
+# keys: cp copies in the source directory's order, so its last revision
+# may be the marker of a directory (emptydir), which an older revision of
+# src does not have yet.
 R0=$(cd "$N/src" && find . -type f | while read -r f; do modrev "$f"; echo; done |
 	sort -n | tail -n1)
 if have_rev; then
-	assert_eq "@revision is the newest key's revision after cp -r" "$R0" \
-		"$(rev_now)"
+	assert_true "the newest copied key's revision is at most @revision" \
+		test "$R0" -le "$(rev_now)"
+	R0=$(rev_now)
 fi
 printf 'needle changed\n' >"$N/src/n1"
 rm "$N/src/deep/h1"
