@@ -285,16 +285,33 @@ static void report_fail(void *arg, const char *msg)
 	fail_msg("check: %s", msg);
 }
 
+/* Save e's @snapshot stream to DIR.snap; the path, to free. */
+static char *save_snapshot(eng *e, const char *dir)
+{
+	eng_snapshot_stream *s;
+	char *path, buf[8192];
+	int64_t n;
+	FILE *f;
+
+	assert_true(asprintf(&path, "%s.snap", dir) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(eng_snapshot_stream_open(e, &s), 0);
+	while ((n = eng_snapshot_stream_read(s, buf, sizeof(buf))) > 0)
+		assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+	assert_int_equal(n, 0);
+	eng_snapshot_stream_close(s);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
 static void test_compact_reopen_check_restore(void **state)
 {
 	char *dir = th_tmpdir(), *dir2 = th_tmpdir(), *snapf;
 	char *vals[6];
 	struct eng_snapshot_info info;
-	eng_snapshot_stream *s;
-	char err[256], buf[8192];
+	char err[256];
 	eng *e = th_open(dir, NULL);
-	FILE *f;
-	int64_t n;
 
 	(void)state;
 	for (int i = 0; i < 6; i++)
@@ -315,15 +332,7 @@ static void test_compact_reopen_check_restore(void **state)
 	check_get(e, "hot", vals[5]);
 
 	/* A snapshot restores with its references. */
-	assert_true(asprintf(&snapf, "%s.snap", dir) > 0);
-	f = fopen(snapf, "w");
-	assert_non_null(f);
-	assert_int_equal(eng_snapshot_stream_open(e, &s), 0);
-	while ((n = eng_snapshot_stream_read(s, buf, sizeof(buf))) > 0)
-		assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
-	assert_int_equal(n, 0);
-	eng_snapshot_stream_close(s);
-	assert_int_equal(fclose(f), 0);
+	snapf = save_snapshot(e, dir);
 	eng_close(e);
 	assert_int_equal(eng_snapshot_restore(snapf, dir2, NULL, NULL, &info,
 	                                      err, sizeof(err)),
@@ -493,14 +502,11 @@ static void test_format1_copies(void **state)
 	char *b1 = big_value(8, 600), *b2 = big_value(9, 700);
 	struct eng_options opt;
 	struct eng_snapshot_info info;
-	eng_snapshot_stream *s;
 	struct eng_range_res res;
 	struct eng_cmp c;
-	char err[256], buf[8192];
+	char err[256];
 	const uint32_t one = 1;
 	eng_rev_t rev;
-	int64_t n;
-	FILE *f;
 	eng *e;
 
 	(void)state;
@@ -518,15 +524,7 @@ static void test_format1_copies(void **state)
 	e = th_open(dir, &opt);
 	check_get(e, "big", b1);
 	assert_int_equal(eng_check(e, report_fail, NULL), 0);
-	assert_true(asprintf(&snapf, "%s.snap", dir) > 0);
-	f = fopen(snapf, "w");
-	assert_non_null(f);
-	assert_int_equal(eng_snapshot_stream_open(e, &s), 0);
-	while ((n = eng_snapshot_stream_read(s, buf, sizeof(buf))) > 0)
-		assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
-	assert_int_equal(n, 0);
-	eng_snapshot_stream_close(s);
-	assert_int_equal(fclose(f), 0);
+	snapf = save_snapshot(e, dir);
 	eng_close(e);
 	assert_int_equal(raw_magic(dir, NULL), 1);
 	assert_int_equal(eng_snapshot_restore(snapf, dir2, NULL, NULL, &info,
