@@ -25,7 +25,8 @@ struct chk {
 	int64_t problems;
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *parg;
-	uint64_t seen; /* records read, over every pass */
+	uint64_t seen;   /* records read, over every pass */
+	uint32_t format; /* the store format Mmagic names */
 };
 
 #define CHECK_PROGRESS_EVERY 65536
@@ -66,6 +67,34 @@ static int raw_get(struct chk *c, const struct cbuf *k, char **v, size_t *n)
 	return *v != NULL;
 }
 
+/* c->format from Mmagic (its last four bytes, big-endian). */
+static int read_format(struct chk *c)
+{
+	struct cbuf k = {0};
+	char *v = NULL;
+	size_t n;
+	int rc;
+
+	if (cbuf_add(&k, META_MAGIC, strlen(META_MAGIC))) {
+		rc = ENG_E_NOMEM;
+		goto out;
+	}
+	rc = raw_get(c, &k, &v, &n);
+	if (rc < 0)
+		goto out;
+	if (rc == 0 || n < 4) {
+		problem(c, "no store format record");
+		c->format = 0;
+	} else {
+		c->format = codec_get_be32(v + n - 4);
+	}
+	rc = 0;
+out:
+	leveldb_free(v);
+	cbuf_free(&k);
+	return rc;
+}
+
 static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 {
 	leveldb_iterator_t *it = leveldb_create_iterator(c->l->db, c->ro);
@@ -83,6 +112,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 		struct rec r, lr;
 		int64_t vrev;
 		char *lv;
+		int drc;
 
 		if (k[0] != SP_HIST)
 			break;
@@ -108,6 +138,7 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 		rc = raw_get(c, &lk, &lv, &ln);
 		if (rc < 0)
 			break;
+		drc = rc == 1 ? codec_latest_decode(lv, ln, &lr) : 0;
 		if (r.type == REC_DEL) {
 			if (rc == 1)
 				problem(c,
@@ -119,8 +150,12 @@ static int check_hist(struct chk *c, int64_t rev, int64_t *live)
 			        "live key %.*s (rev %lld) has no latest "
 			        "record",
 			        (int)key.len, key.p, (long long)vrev);
-		} else if (codec_latest_decode(lv, ln, &lr) ||
-		           lr.type != REC_PUT || lr.mod_rev != vrev ||
+		} else if (drc == 0 && lr.val_ref && c->format < 2) {
+			problem(c,
+			        "latest record of %.*s is a value reference, "
+			        "but the store is marked format %u",
+			        (int)key.len, key.p, c->format);
+		} else if (drc || lr.type != REC_PUT || lr.mod_rev != vrev ||
 		           lr.val_len != r.val_len ||
 		           (!lr.val_ref &&
 		            memcmp(lr.val, r.val, r.val_len) != 0) ||
@@ -297,6 +332,8 @@ int local_check_progress(
 	rc = local_meta_get(l, c.ro, META_STATE, &rev, &keys);
 	if (!rc)
 		rc = local_meta_get(l, c.ro, META_COMPACT, &crev, NULL);
+	if (!rc)
+		rc = read_format(&c);
 	if (!rc)
 		rc = check_hist(&c, rev, &live);
 	if (rc)

@@ -496,6 +496,44 @@ static void raw_copy_to_latest(const char *dir, const char *key, int64_t rev)
  * (read-only), restored, then opened for writing: the copies read like
  * references do, check accepts both forms, and new puts write references.
  */
+/* check's report: the messages, joined by newlines. */
+static void report_keep(void *arg, const char *msg)
+{
+	char *all = arg;
+
+	strncat(all, msg, 4000 - strlen(all));
+	strncat(all, "\n", 4000 - strlen(all));
+}
+
+/* A reference in a store still marked format 1 (as a crashed format
+ * upgrade would leave it): an older build would read it as corruption, so
+ * check names it. */
+static void test_check_ref_in_format1(void **state)
+{
+	char *dir = th_tmpdir(), *b = big_value(11, 400);
+	char msgs[4096] = "";
+	struct eng_options opt;
+	const uint32_t one = 1;
+	eng *e = th_open(dir, NULL);
+
+	(void)state;
+	put_big(e, "r", b);
+	assert_int_equal(eng_check(e, report_fail, NULL), 0);
+	eng_close(e);
+	raw_magic(dir, &one);
+	eng_options_init(&opt);
+	opt.read_only = true; /* leaves the format as it is */
+	e = th_open(dir, &opt);
+	check_get(e, "r", b);
+	assert_int_equal(eng_check(e, report_keep, msgs), ENG_E_CORRUPT);
+	assert_non_null(strstr(msgs, "latest record of r is a value "
+	                             "reference, but the store is marked "
+	                             "format 1"));
+	eng_close(e);
+	free(b);
+	th_cleanup(dir);
+}
+
 static void test_format1_copies(void **state)
 {
 	char *dir = th_tmpdir(), *dir2 = th_tmpdir(), *snapf;
@@ -938,6 +976,7 @@ int main(void)
 	    cmocka_unit_test(test_compact_reopen_check_restore),
 	    cmocka_unit_test(test_format_upgrade),
 	    cmocka_unit_test(test_failed_open_keeps_format1),
+	    cmocka_unit_test(test_check_ref_in_format1),
 	    cmocka_unit_test(test_format1_copies),
 	    cmocka_unit_test(test_ref_in_history_is_corrupt),
 	    cmocka_unit_test(test_repair_crash_format1),
