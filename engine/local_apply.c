@@ -111,10 +111,9 @@ static int b_put_latest(struct local *l, struct batch *b, const struct cbuf *k,
 		return b_put(l, b, k, v, true);
 	if (codec_latest_encode(&ref, r))
 		return ENG_E_NOMEM;
-	leveldb_writebatch_put(l->wb, k->p, k->len, ref.p, ref.len);
-	b->bytes += k->len + ref.len;
-	b->dirty = true;
-	rc = overlay_set(l->ov, k->p, k->len, v->p, v->len);
+	rc = b_put(l, b, k, &ref, false);
+	if (!rc)
+		rc = overlay_set(l->ov, k->p, k->len, v->p, v->len);
 	cbuf_free(&ref);
 	return rc;
 }
