@@ -684,20 +684,16 @@ static void exit_now(void *arg, uint64_t done, uint64_t total)
 /* The store's magic format and how many `l` records are references. */
 static uint32_t scan_refs(const char *dir, size_t *nrefs)
 {
+	uint32_t ver = raw_magic(dir, NULL);
 	leveldb_options_t *o = leveldb_options_create();
 	leveldb_readoptions_t *ro = leveldb_readoptions_create();
 	leveldb_iterator_t *it;
-	char *err = NULL, *p, sp = SP_LATEST;
-	uint32_t ver;
+	char *err = NULL, sp = SP_LATEST;
 	leveldb_t *db;
 	size_t n;
 
 	db = leveldb_open(o, dir, &err);
 	assert_null(err);
-	p = leveldb_get(db, ro, "Mmagic", 6, &n, &err);
-	assert_non_null(p);
-	ver = codec_get_be32(p + n - 4);
-	leveldb_free(p);
 	*nrefs = 0;
 	it = leveldb_create_iterator(db, ro);
 	for (leveldb_iter_seek(it, &sp, 1); leveldb_iter_valid(it);
